@@ -1,0 +1,61 @@
+// horo-train: trains W1 (cnn) or W2 (mlp) on Fashion-MNIST.
+//   horo-train --model cnn --epochs 10 --batch 64 --lr 1e-3
+// Prints one line per epoch and, last, `epochs=E train_images_per_s=R test_accuracy=A`.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "apps/trainer.h"
+#include "kernels/parallel.h"
+#include "nn/models.h"
+
+int main(int argc, char** argv) {
+  std::string model_name = "cnn";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  horo::apps::TrainConfig config;
+  int threads = 0;
+  int64_t train_images = -1, test_images = -1;
+
+  CLI::App app{"horo-train: train a reference model on Fashion-MNIST"};
+  app.add_option("--model", model_name, "model: cnn (W1) or mlp (W2)")->check(CLI::IsMember({"cnn", "mlp"}))->capture_default_str();
+  app.add_option("--epochs", config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", config.batch, "mini-batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", config.lr, "Adam learning rate")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--seed", config.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0: HORO_NUM_THREADS, else all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-steps", config.max_steps, "stop after this many optimizer steps (-1: no limit)")->capture_default_str();
+  app.add_option("--data", data_dir, "directory with the IDX files (plain or .gz)")->capture_default_str();
+  app.add_option("--train-images", train_images, "use only the first N training images (-1: all)")->capture_default_str();
+  app.add_option("--test-images", test_images, "use only the first N test images (-1: all)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (threads > 0) horo::set_num_threads(threads);
+    horo::manual_seed(config.seed);
+    const auto train_set = horo::data::take(horo::data::load_mnist_split(data_dir, true), train_images);
+    const auto test_set = horo::data::take(horo::data::load_mnist_split(data_dir, false), test_images);
+    auto model = horo::nn::make_model(model_name);
+    horo::optim::Adam optimizer(model->parameters(), {.lr = config.lr});
+    std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d seed=%llu\n",
+                model_name.c_str(), static_cast<long long>(model->parameter_count()),
+                static_cast<long long>(train_set.size()), static_cast<long long>(test_set.size()),
+                static_cast<long long>(config.batch), static_cast<double>(config.lr), horo::get_num_threads(),
+                static_cast<unsigned long long>(config.seed));
+    std::fflush(stdout);
+    const auto result = horo::apps::train(*model, optimizer, train_set, test_set, config,
+        [&](const horo::apps::EpochReport& r) {
+          std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f time=%.1fs\n",
+                      static_cast<long long>(r.epoch), static_cast<long long>(config.epochs),
+                      static_cast<long long>(r.steps), r.loss, r.train_accuracy, r.test_accuracy, r.images_per_s,
+                      r.seconds);
+          std::fflush(stdout);
+        });
+    std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f\n", static_cast<long long>(result.epochs),
+                result.train_images_per_s, result.test_accuracy);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "horo-train: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,32 @@
+// Elementwise binary ops with NumPy/PyTorch broadcasting: out[i] = a[i·sa] op b[i·sb], where sa/sb
+// are the operands' element strides in the output's index space (0 along broadcast dimensions).
+#pragma once
+
+#include <cstdint>
+
+namespace horo::kernels {
+
+enum class Binary { Add, Sub, Mul, Div };
+
+constexpr int kMaxDims = 8;
+
+struct BroadcastShape {
+  int ndim = 0;
+  int64_t out_shape[kMaxDims] = {};
+  int64_t a_stride[kMaxDims] = {};
+  int64_t b_stride[kMaxDims] = {};
+};
+
+namespace cpu {
+void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
+// y = alpha * x + beta (a scalar affine map; covers scaling and adding a constant).
+void affine(int64_t n, float alpha, float beta, const float* x, float* y);
+// y += x, for gradient accumulation.
+void accumulate(int64_t n, const float* x, float* y);
+}  // namespace cpu
+
+namespace ref {
+void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
+}  // namespace ref
+
+}  // namespace horo::kernels

@@ -1,0 +1,72 @@
+#include "kernels/activation.h"
+
+#include <type_traits>
+
+#include "kernels/parallel.h"
+#include "kernels/unary_math.h"
+
+namespace horo::kernels {
+
+const char* unary_name(Unary op) {
+  switch (op) {
+    case Unary::ReLU: return "relu";
+    case Unary::LeakyReLU: return "leaky_relu";
+    case Unary::Sigmoid: return "sigmoid";
+    case Unary::Tanh: return "tanh";
+    case Unary::GELU: return "gelu";
+    case Unary::Exp: return "exp";
+    case Unary::Log: return "log";
+    case Unary::Neg: return "neg";
+    case Unary::Sqrt: return "sqrt";
+    case Unary::Abs: return "abs";
+  }
+  return "?";
+}
+
+namespace cpu {
+namespace {
+constexpr int64_t kGrain = 1 << 15;
+
+// Instantiates the loop once per op so that the compiler vectorises each body without a switch inside.
+template <Unary Op>
+void forward_loop(float param, int64_t n, const float* x, float* y) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = unary_math::forward(Op, param, x[i]);
+  });
+}
+
+template <Unary Op>
+void backward_loop(float param, int64_t n, const float* x, const float* y, const float* dy, float* dx) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * unary_math::derivative(Op, param, x[i], y[i]);
+  });
+}
+
+template <typename F>
+void dispatch(Unary op, const F& f) {
+  switch (op) {
+    case Unary::ReLU: return f(std::integral_constant<Unary, Unary::ReLU>{});
+    case Unary::LeakyReLU: return f(std::integral_constant<Unary, Unary::LeakyReLU>{});
+    case Unary::Sigmoid: return f(std::integral_constant<Unary, Unary::Sigmoid>{});
+    case Unary::Tanh: return f(std::integral_constant<Unary, Unary::Tanh>{});
+    case Unary::GELU: return f(std::integral_constant<Unary, Unary::GELU>{});
+    case Unary::Exp: return f(std::integral_constant<Unary, Unary::Exp>{});
+    case Unary::Log: return f(std::integral_constant<Unary, Unary::Log>{});
+    case Unary::Neg: return f(std::integral_constant<Unary, Unary::Neg>{});
+    case Unary::Sqrt: return f(std::integral_constant<Unary, Unary::Sqrt>{});
+    case Unary::Abs: return f(std::integral_constant<Unary, Unary::Abs>{});
+  }
+}
+}  // namespace
+
+void unary_forward(Unary op, float param, int64_t n, const float* x, float* y) {
+  dispatch(op, [&](auto tag) { forward_loop<decltype(tag)::value>(param, n, x, y); });
+}
+
+void unary_backward(Unary op, float param, int64_t n, const float* x, const float* y, const float* dy,
+                    float* dx) {
+  dispatch(op, [&](auto tag) { backward_loop<decltype(tag)::value>(param, n, x, y, dy, dx); });
+}
+
+}  // namespace cpu
+}  // namespace horo::kernels

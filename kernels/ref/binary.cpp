@@ -1,0 +1,28 @@
+#include "kernels/binary.h"
+
+namespace horo::kernels::ref {
+
+void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out) {
+  int64_t total = 1;
+  for (int d = 0; d < s.ndim; ++d) total *= s.out_shape[d];
+  for (int64_t i = 0; i < total; ++i) {
+    int64_t rest = i, ia = 0, ib = 0;
+    for (int d = s.ndim - 1; d >= 0; --d) {
+      const int64_t idx = rest % s.out_shape[d];
+      rest /= s.out_shape[d];
+      ia += idx * s.a_stride[d];
+      ib += idx * s.b_stride[d];
+    }
+    const double x = a[ia], y = b[ib];
+    double r = 0;
+    switch (op) {
+      case Binary::Add: r = x + y; break;
+      case Binary::Sub: r = x - y; break;
+      case Binary::Mul: r = x * y; break;
+      case Binary::Div: r = x / y; break;
+    }
+    out[i] = static_cast<float>(r);
+  }
+}
+
+}  // namespace horo::kernels::ref

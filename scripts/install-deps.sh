@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages horo builds, tests and trains with. Idempotent: packages already
+# present are skipped, so it costs a second when nothing is missing.
+#   scripts/install-deps.sh            build, test and training dependencies
+#   scripts/install-deps.sh --peers    also the benchmark peers (libtorch-dev)
+set -euo pipefail
+packages=(build-essential cmake pkg-config zlib1g-dev
+  libeigen3-dev libhdf5-dev libprotobuf-dev protobuf-compiler
+  libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  dataset-fashion-mnist)
+for arg in "$@"; do
+  case "$arg" in
+    --peers) packages+=(libtorch-dev) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "install-deps.sh: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

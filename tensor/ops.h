@@ -1,0 +1,82 @@
+// Tensor ops without autograd: shape checks, output allocation and dispatch to kernels/ by device.
+// nn/functional.h builds the differentiable ops from these (forward and backward alike).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "kernels/activation.h"
+#include "kernels/binary.h"
+#include "tensor/tensor.h"
+
+namespace horo::ops {
+
+// ---- linear algebra ----
+// op(a) @ op(b) for 2-d float32 tensors.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// x [N, in] @ weight[out, in]^T + bias [out] (bias may be undefined): PyTorch's F.linear.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// ---- convolution and pooling (NCHW) ----
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+};
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dParams& p);
+// Returns (grad_weight, grad_bias); grad_bias is undefined unless with_bias.
+std::pair<Tensor, Tensor> conv2d_backward_weight(const Tensor& input, const Tensor& grad_output,
+                                                 const Shape& weight_shape, bool with_bias,
+                                                 const Conv2dParams& p);
+
+struct Pool2dParams {
+  int64_t kernel_h = 2, kernel_w = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+};
+// Returns (output, argmax) where argmax (int32) indexes each window's maximum within its plane.
+std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p);
+Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const Shape& input_shape,
+                          const Pool2dParams& p);
+Tensor avgpool2d(const Tensor& input, const Pool2dParams& p);
+Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, const Pool2dParams& p);
+
+// ---- pointwise ----
+Tensor unary(kernels::Unary op, const Tensor& x, float param = 0.0f);
+Tensor unary_backward(kernels::Unary op, float param, const Tensor& x, const Tensor& y, const Tensor& grad_y);
+// The broadcast shape of a and b (PyTorch rules); `what` names the op in the error.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what);
+Tensor binary(kernels::Binary op, const Tensor& a, const Tensor& b);
+// alpha * x + beta
+Tensor affine(const Tensor& x, float alpha, float beta);
+// target += source (same shape), for gradient accumulation.
+void accumulate(Tensor& target, const Tensor& source);
+// Returns (y, mask) with y = x * mask, mask from Philox (seed, offset + i).
+std::pair<Tensor, Tensor> dropout(const Tensor& x, float p, uint64_t seed, uint64_t offset);
+Tensor softmax(const Tensor& x, int64_t dim, bool log);
+Tensor softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log);
+
+// ---- reductions ----
+// Sum over dimension dim (negative counts from the end), keeping it as size 1 when keepdim.
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim);
+Tensor sum_all(const Tensor& x);
+// Sums a broadcast result back to `shape`: the gradient of broadcasting.
+Tensor sum_to_shape(const Tensor& x, const Shape& shape);
+// Repeats x (whose shape broadcasts to `shape`) into a tensor of `shape`.
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+// Index of the largest value along the last dimension of a 2-d tensor, as int64 [rows].
+Tensor argmax_rows(const Tensor& x);
+
+// ---- losses ----
+struct CrossEntropyOptions {
+  Tensor weight;  // [classes] float32, or undefined
+  float label_smoothing = 0.0f;
+};
+// Checks labels (int64 [N], each in [0, C)) and returns (loss scalar, log_probs [N, C]).
+std::pair<Tensor, Tensor> cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& o);
+Tensor cross_entropy_backward(const Tensor& log_probs, const Tensor& labels, const CrossEntropyOptions& o,
+                              float grad_loss);
+
+// Resolves a possibly negative dimension index against rank, naming `what` in the error.
+int64_t normalize_dim(int64_t dim, int64_t rank, const std::string& what);
+
+}  // namespace horo::ops

@@ -1,0 +1,112 @@
+#include "kernels/conv2d.h"
+#include "kernels/pool2d.h"
+#include "tensor/ops.h"
+
+namespace horo::ops {
+namespace {
+
+kernels::Conv2dShape conv_shape(const Shape& input, const Shape& weight, const Conv2dParams& p) {
+  return {.batch = input[0], .in_channels = input[1], .in_h = input[2], .in_w = input[3],
+          .out_channels = weight[0], .kernel_h = weight[2], .kernel_w = weight[3],
+          .stride_h = p.stride_h, .stride_w = p.stride_w, .pad_h = p.pad_h, .pad_w = p.pad_w,
+          .dilation_h = p.dilation_h, .dilation_w = p.dilation_w};
+}
+
+void check_conv(const Tensor& input, const Tensor& weight, const Conv2dParams& p) {
+  check_rank(input, 4, "conv2d: input (N, C, H, W)");
+  check_rank(weight, 4, "conv2d: weight (out, in, kH, kW)");
+  HORO_CHECK(input.size(1) == weight.size(1), ShapeError, "conv2d: input ", input.describe(), " has ",
+             input.size(1), " channels but weight ", weight.describe(), " expects ", weight.size(1));
+  HORO_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 && p.dilation_w > 0 && p.pad_h >= 0 &&
+                 p.pad_w >= 0, ValueError, "conv2d: stride and dilation must be positive and padding non-negative");
+  const auto s = conv_shape(input.shape(), weight.shape(), p);
+  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, "conv2d: input ", input.describe(), " is smaller than the ",
+             s.kernel_h, "x", s.kernel_w, " kernel (dilation ", p.dilation_h, ", padding ", p.pad_h, ")");
+}
+
+kernels::Pool2dShape pool_shape(const Shape& input, const Pool2dParams& p) {
+  return {.planes = input[0] * input[1], .in_h = input[2], .in_w = input[3], .kernel_h = p.kernel_h,
+          .kernel_w = p.kernel_w, .stride_h = p.stride_h, .stride_w = p.stride_w, .pad_h = p.pad_h, .pad_w = p.pad_w};
+}
+
+kernels::Pool2dShape checked_pool_shape(const Tensor& input, const Pool2dParams& p, const char* what) {
+  HORO_CHECK(input.dim() == 4, ShapeError, what, ": expected a 4-d input (N, C, H, W), got ", input.describe());
+  check_dtype(input, DType::Float32, what);
+  HORO_CHECK(p.kernel_h > 0 && p.kernel_w > 0 && p.stride_h > 0 && p.stride_w > 0, ValueError, what,
+             ": kernel and stride must be positive");
+  HORO_CHECK(p.pad_h >= 0 && 2 * p.pad_h <= p.kernel_h && p.pad_w >= 0 && 2 * p.pad_w <= p.kernel_w, ValueError, what,
+             ": padding must be at most half the kernel size, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
+             p.kernel_h, "x", p.kernel_w);
+  const auto s = pool_shape(input.shape(), p);
+  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, what, ": input ", input.describe(), " is smaller than the ",
+             p.kernel_h, "x", p.kernel_w, " window");
+  return s;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  check_conv(input, weight, p);
+  if (bias.defined()) check_shape(bias, {weight.size(0)}, "conv2d: bias");
+  const auto s = conv_shape(input.shape(), weight.shape(), p);
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()}, DType::Float32, input.device());
+  kernels::cpu::conv2d_forward(s, input.data<float>(), weight.data<float>(),
+                               bias.defined() ? bias.data<float>() : nullptr, out.data<float>());
+  return out;
+}
+
+Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dParams& p) {
+  const auto s = conv_shape(input_shape, weight.shape(), p);
+  check_shape(grad_output, {s.batch, s.out_channels, s.out_h(), s.out_w()}, "conv2d backward: grad_output");
+  Tensor grad_input = Tensor::empty(input_shape, DType::Float32, weight.device());
+  kernels::cpu::conv2d_backward_input(s, grad_output.data<float>(), weight.data<float>(), grad_input.data<float>());
+  return grad_input;
+}
+
+std::pair<Tensor, Tensor> conv2d_backward_weight(const Tensor& input, const Tensor& grad_output,
+                                                 const Shape& weight_shape, bool with_bias,
+                                                 const Conv2dParams& p) {
+  const auto s = conv_shape(input.shape(), weight_shape, p);
+  check_shape(grad_output, {s.batch, s.out_channels, s.out_h(), s.out_w()}, "conv2d backward: grad_output");
+  Tensor grad_weight = Tensor::empty(weight_shape, DType::Float32, input.device());
+  Tensor grad_bias = with_bias ? Tensor::empty({weight_shape[0]}, DType::Float32, input.device()) : Tensor();
+  kernels::cpu::conv2d_backward_weight(s, input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(),
+                                       with_bias ? grad_bias.data<float>() : nullptr);
+  return {grad_weight, grad_bias};
+}
+
+std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p) {
+  const auto s = checked_pool_shape(input, p, "max_pool2d");
+  const Shape out_shape{input.size(0), input.size(1), s.out_h(), s.out_w()};
+  Tensor out = Tensor::empty(out_shape, DType::Float32, input.device());
+  Tensor argmax = Tensor::empty(out_shape, DType::Int32, input.device());
+  kernels::cpu::maxpool2d_forward(s, input.data<float>(), out.data<float>(), argmax.data<int32_t>());
+  return {out, argmax};
+}
+
+Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const Shape& input_shape,
+                          const Pool2dParams& p) {
+  const auto s = pool_shape(input_shape, p);
+  check_shape(grad_output, argmax.shape(), "max_pool2d backward: grad_output");
+  Tensor grad_input = Tensor::empty(input_shape, DType::Float32, grad_output.device());
+  kernels::cpu::maxpool2d_backward(s, grad_output.data<float>(), argmax.data<int32_t>(), grad_input.data<float>());
+  return grad_input;
+}
+
+Tensor avgpool2d(const Tensor& input, const Pool2dParams& p) {
+  const auto s = checked_pool_shape(input, p, "avg_pool2d");
+  Tensor out = Tensor::empty({input.size(0), input.size(1), s.out_h(), s.out_w()}, DType::Float32, input.device());
+  kernels::cpu::avgpool2d_forward(s, input.data<float>(), out.data<float>());
+  return out;
+}
+
+Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, const Pool2dParams& p) {
+  const auto s = pool_shape(input_shape, p);
+  check_shape(grad_output, {input_shape[0], input_shape[1], s.out_h(), s.out_w()}, "avg_pool2d backward: grad_output");
+  Tensor grad_input = Tensor::empty(input_shape, DType::Float32, grad_output.device());
+  kernels::cpu::avgpool2d_backward(s, grad_output.data<float>(), grad_input.data<float>());
+  return grad_input;
+}
+
+}  // namespace horo::ops

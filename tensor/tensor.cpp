@@ -1,0 +1,231 @@
+#include "tensor/tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "kernels/philox.h"
+
+namespace horo {
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) HORO_CHECK(d >= 0, ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": negative size");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(dtype));
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value, Device device) {
+  Tensor t = empty(shape, DType::Float32, device);
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape) {
+  HORO_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), ShapeError, "from_vector: ", values.size(),
+             " values cannot fill shape ", shape_str(shape), " (", shape_numel(shape), " elements)");
+  Tensor t = empty(shape);
+  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<int64_t>& values, const Shape& shape) {
+  HORO_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), ShapeError, "from_vector: ", values.size(),
+             " values cannot fill shape ", shape_str(shape), " (", shape_numel(shape), " elements)");
+  Tensor t = empty(shape, DType::Int64);
+  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(int64_t));
+  return t;
+}
+
+Tensor Tensor::uniform(const Shape& shape, float low, float high, uint64_t seed, uint64_t offset) {
+  Tensor t = empty(shape);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    p[i] = low + (high - low) * kernels::Philox4x32::uniform(seed, offset + static_cast<uint64_t>(i));
+  }
+  return t;
+}
+
+Tensor Tensor::normal(const Shape& shape, float mean, float stddev, uint64_t seed, uint64_t offset) {
+  // Box-Muller on consecutive pairs of the stream; the second uniform is shifted off zero.
+  Tensor t = empty(shape);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const uint64_t base = offset + 2 * static_cast<uint64_t>(i);
+    const double u1 = 1.0 - kernels::Philox4x32::uniform(seed, base);
+    const double u2 = kernels::Philox4x32::uniform(seed, base + 1);
+    p[i] = mean + stddev * static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+  }
+  return t;
+}
+
+const TensorImpl& Tensor::checked() const {
+  HORO_CHECK(impl_ != nullptr, ValueError, "use of an undefined tensor");
+  return *impl_;
+}
+
+const Shape& Tensor::shape() const { return checked().shape; }
+
+int64_t Tensor::size(int64_t d) const {
+  const int64_t rank = dim();
+  const int64_t index = d < 0 ? d + rank : d;
+  HORO_CHECK(index >= 0 && index < rank, ShapeError, describe(), ": dimension ", d, " out of range for rank ", rank);
+  return shape()[static_cast<size_t>(index)];
+}
+
+int64_t Tensor::numel() const { return shape_numel(shape()); }
+DType Tensor::dtype() const { return checked().dtype; }
+Device Tensor::device() const { return checked().storage->device(); }
+const std::string& Tensor::name() const { return checked().name; }
+
+Tensor& Tensor::set_name(std::string name) {
+  checked();
+  impl_->name = std::move(name);
+  return *this;
+}
+
+std::string Tensor::describe() const {
+  if (!impl_) return "undefined tensor";
+  std::string head = impl_->name.empty() ? std::string("tensor") : "'" + impl_->name + "'";
+  return head + " " + shape_str(impl_->shape) + " " + dtype_name(impl_->dtype);
+}
+
+void* Tensor::raw_data() const {
+  const TensorImpl& t = checked();
+  return static_cast<char*>(t.storage->data()) + t.offset * static_cast<int64_t>(dtype_size(t.dtype));
+}
+
+float Tensor::item() const {
+  HORO_CHECK(numel() == 1, ShapeError, "item(): expected a one-element tensor, got ", describe());
+  return *data<float>();
+}
+
+std::vector<float> Tensor::to_vector() const {
+  const float* p = data<float>();
+  return std::vector<float>(p, p + numel());
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  Shape resolved = shape;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < resolved.size(); ++i) {
+    if (resolved[i] == -1) {
+      HORO_CHECK(infer < 0, ShapeError, "view of ", describe(), " as ", shape_str(shape), ": more than one -1");
+      infer = static_cast<int64_t>(i);
+    } else {
+      known *= resolved[i];
+    }
+  }
+  if (infer >= 0) {
+    HORO_CHECK(known > 0 && numel() % known == 0, ShapeError, "view of ", describe(), " as ", shape_str(shape),
+               ": ", numel(), " elements do not divide into the given sizes");
+    resolved[static_cast<size_t>(infer)] = numel() / known;
+  }
+  HORO_CHECK(shape_numel(resolved) == numel(), ShapeError, "view of ", describe(), " as ", shape_str(shape), ": ",
+             numel(), " elements cannot take a shape of ", shape_numel(resolved));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = checked().storage;
+  impl->offset = impl_->offset;
+  impl->shape = std::move(resolved);
+  impl->dtype = impl_->dtype;
+  impl->name = impl_->name;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::slice(int64_t begin, int64_t end) const {
+  HORO_CHECK(dim() >= 1, ShapeError, "slice of ", describe(), ": needs at least one dimension");
+  HORO_CHECK(0 <= begin && begin <= end && end <= shape()[0], ShapeError, "slice [", begin, ", ", end, ") of ",
+             describe(), ": outside dimension 0 of size ", shape()[0]);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_->storage;
+  impl->shape = impl_->shape;
+  impl->shape[0] = end - begin;
+  impl->dtype = impl_->dtype;
+  impl->offset = impl_->offset + begin * (shape()[0] ? numel() / shape()[0] : 0);
+  impl->name = impl_->name;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::clone() const {
+  Tensor copy = empty(shape(), dtype(), device());
+  copy.copy_from(*this);
+  return copy;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == this->device()) return *this;
+  Tensor moved = empty(shape(), dtype(), device);
+  moved.copy_from(*this);
+  return moved;
+}
+
+void Tensor::copy_from(const Tensor& source) {
+  HORO_CHECK(source.shape() == shape(), ShapeError, "copy into ", describe(), " from ", source.describe(),
+             ": shapes differ");
+  HORO_CHECK(source.dtype() == dtype(), TypeError, "copy into ", describe(), " from ", source.describe(),
+             ": dtypes differ");
+  std::memmove(raw_data(), source.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
+}
+
+void Tensor::fill(float value) {
+  float* p = data<float>();
+  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;
+}
+
+bool Tensor::shares_storage_with(const Tensor& other) const {
+  return defined() && other.defined() && impl_->storage == other.impl_->storage;
+}
+
+bool Tensor::requires_grad() const { return checked().requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool on) {
+  HORO_CHECK(!on || dtype() == DType::Float32, TypeError, describe(), ": only float32 tensors can require gradients");
+  HORO_CHECK(is_leaf(), ValueError, describe(), ": requires_grad can only be set on a leaf tensor (one made by no recorded op)");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return checked().grad; }
+void Tensor::set_grad(const Tensor& grad) { checked(); impl_->grad = grad; }
+std::shared_ptr<autograd::Node> Tensor::grad_fn() const { return checked().grad_fn; }
+bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
+
+Tensor Tensor::detach() const { return view(shape()); }
+
+void check_shape(const Tensor& tensor, const Shape& expected, const std::string& what) {
+  HORO_CHECK(tensor.shape() == expected, ShapeError, what, ": expected shape ", shape_str(expected), ", got ",
+             shape_str(tensor.shape()));
+}
+
+void check_rank(const Tensor& tensor, int64_t rank, const std::string& what) {
+  HORO_CHECK(tensor.dim() == rank, ShapeError, what, ": expected a ", rank, "-d tensor, got ", tensor.describe());
+}
+
+void check_dtype(const Tensor& tensor, DType dtype, const std::string& what) {
+  HORO_CHECK(tensor.dtype() == dtype, TypeError, what, ": expected dtype ", dtype_name(dtype), ", got ",
+             tensor.describe());
+}
+
+}  // namespace horo
