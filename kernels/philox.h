@@ -3,8 +3,6 @@
 // masks, initialisation and shuffles built on it are the same on every device, thread count and rank.
 #pragma once
 
-#include <array>
-#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -16,11 +14,11 @@
 namespace horo::kernels {
 
 struct Philox4x32 {
-  // Four 32-bit random words for one 128-bit counter block under a 64-bit key.
-  HORO_HOST_DEVICE static void block(uint64_t seed, uint64_t block_index, uint32_t out[4]) {
-    uint32_t c0 = static_cast<uint32_t>(block_index), c1 = static_cast<uint32_t>(block_index >> 32);
-    uint32_t c2 = 0, c3 = 0;
-    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  // Ten Philox rounds over a full 128-bit counter and 64-bit key (the published algorithm, checked
+  // against Random123's known-answer vectors in the tests).
+  HORO_HOST_DEVICE static void rounds(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+    uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+    uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; ++round) {
       const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
       const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
@@ -34,6 +32,13 @@ struct Philox4x32 {
       k1 += 0xBB67AE85u;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  }
+
+  // Four 32-bit random words for block `block_index` of the stream for `seed`.
+  HORO_HOST_DEVICE static void block(uint64_t seed, uint64_t block_index, uint32_t out[4]) {
+    const uint32_t counter[4] = {static_cast<uint32_t>(block_index), static_cast<uint32_t>(block_index >> 32), 0, 0};
+    const uint32_t key[2] = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
+    rounds(counter, key, out);
   }
 
   // The 32-bit word at position index of the stream for seed.

@@ -10,7 +10,7 @@ packages=(build-essential cmake pkg-config zlib1g-dev
   dataset-fashion-mnist)
 for arg in "$@"; do
   case "$arg" in
-    --peers) packages+=(libtorch-dev) ;;
+    --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
     *) echo "install-deps.sh: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
   esac
 done

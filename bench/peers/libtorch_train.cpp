@@ -1,0 +1,50 @@
+// The libtorch peer of horo-bench-train: the same W1/W2 model, Adam step, batch and thread count,
+// on fixed random batches; prints `images_per_s=R`.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "bench/train_args.h"
+
+namespace {
+
+torch::nn::Sequential make_model(const std::string& name) {
+  namespace nn = torch::nn;
+  if (name == "cnn") {
+    return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)), nn::ReLU(), nn::MaxPool2d(2),
+                          nn::Conv2d(nn::Conv2dOptions(32, 64, 3)), nn::ReLU(), nn::MaxPool2d(2), nn::Dropout(0.25),
+                          nn::Flatten(), nn::Linear(1600, 128), nn::ReLU(), nn::Dropout(0.5), nn::Linear(128, 10));
+  }
+  return nn::Sequential(nn::Flatten(), nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 128), nn::ReLU(),
+                        nn::Linear(128, 10));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const TrainBenchArgs args = parse_train_bench_args(argc, argv);
+  torch::set_num_threads(static_cast<int>(args.threads));
+  torch::manual_seed(1);
+  auto model = make_model(args.model);
+  model->train();
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const auto images = torch::randn({args.batch, 1, 28, 28});
+  const auto labels = torch::arange(args.batch, torch::kLong).mul(7).remainder(10);
+  auto step = [&] {
+    optimizer.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(images), labels);
+    loss.backward();
+    optimizer.step();
+    return loss.item<float>();
+  };
+  for (long i = 0; i < args.warmup; ++i) step();
+  const auto start = std::chrono::steady_clock::now();
+  float last = 0.0f;
+  for (long i = 0; i < args.steps; ++i) last = step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("framework=libtorch model=%s batch=%ld threads=%ld steps=%ld loss=%.4f images_per_s=%.1f\n",
+              args.model.c_str(), args.batch, args.threads, args.steps, static_cast<double>(last),
+              static_cast<double>(args.batch * args.steps) / seconds);
+  return 0;
+}

@@ -1,0 +1,34 @@
+// Command line shared by the training-throughput benchmark and its libtorch peer, so both measure
+// the same thing: --model cnn|mlp --batch B --threads T --steps S --warmup W.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+struct TrainBenchArgs {
+  std::string model = "cnn";
+  long batch = 64, threads = 1, steps = 50, warmup = 5;
+};
+
+inline TrainBenchArgs parse_train_bench_args(int argc, char** argv) {
+  TrainBenchArgs a;
+  for (int i = 1; i < argc; ++i) {
+    const char* key = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    auto number = [&](long& out) {
+      if (!value) { std::fprintf(stderr, "%s: missing value\n", key); std::exit(2); }
+      out = std::strtol(value, nullptr, 10);
+      ++i;
+    };
+    if (!std::strcmp(key, "--model") && value) { a.model = value; ++i; }
+    else if (!std::strcmp(key, "--batch")) number(a.batch);
+    else if (!std::strcmp(key, "--threads")) number(a.threads);
+    else if (!std::strcmp(key, "--steps")) number(a.steps);
+    else if (!std::strcmp(key, "--warmup")) number(a.warmup);
+    else { std::fprintf(stderr, "unknown argument %s (expected --model --batch --threads --steps --warmup)\n", key); std::exit(2); }
+  }
+  if (a.model != "cnn" && a.model != "mlp") { std::fprintf(stderr, "--model: expected cnn or mlp\n"); std::exit(2); }
+  return a;
+}

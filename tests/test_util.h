@@ -1,0 +1,63 @@
+// Helpers shared by the tests: fresh random inputs and error measures.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace horo::testing {
+
+// A generator seeded from the test's own name and a per-run random device, so inputs are fresh on
+// every run; the seed is printed on failure through SCOPED_TRACE in the callers.
+inline std::mt19937_64& rng() {
+  static std::mt19937_64 engine{std::random_device{}()};
+  return engine;
+}
+
+inline std::vector<float> random_values(int64_t n, float low = -1.0f, float high = 1.0f) {
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng());
+  return v;
+}
+
+inline Tensor random_tensor(const Shape& shape, float low = -1.0f, float high = 1.0f) {
+  return Tensor::from_vector(random_values(shape_numel(shape), low, high), shape);
+}
+
+inline int64_t random_int(int64_t low, int64_t high) {  // inclusive
+  return std::uniform_int_distribution<int64_t>(low, high)(rng());
+}
+
+// max |a - b| / max(1, max |b|): the normalised error of a against the reference b.
+inline double normalized_error(const float* a, const float* b, int64_t n) {
+  double diff = 0.0, scale = 1.0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+  }
+  return diff / scale;
+}
+
+inline double normalized_error(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  return normalized_error(a.data(), b.data(), static_cast<int64_t>(std::min(a.size(), b.size())));
+}
+
+// Runs body and checks that it throws E whose message contains every fragment.
+template <typename E, typename Body>
+void expect_error(const Body& body, std::initializer_list<const char*> fragments) {
+  try {
+    body();
+    ADD_FAILURE() << "expected an exception, none was thrown";
+  } catch (const E& e) {
+    const std::string message = e.what();
+    for (const char* f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "message: " << message << "\nlacks: " << f;
+  }
+}
+
+}  // namespace horo::testing
