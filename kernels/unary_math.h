@@ -10,8 +10,8 @@ namespace horo::kernels::unary_math {
 
 inline float forward(Unary op, float param, float x) {
   switch (op) {
-    case Unary::ReLU: return x > 0.0f ? x : 0.0f;
-    case Unary::LeakyReLU: return x > 0.0f ? x : param * x;
+    case Unary::ReLU: return x < 0.0f ? 0.0f : x;  // NaN passes through, as in PyTorch
+    case Unary::LeakyReLU: return x < 0.0f ? param * x : x;
     case Unary::Sigmoid: return 1.0f / (1.0f + std::exp(-x));
     case Unary::Tanh: return std::tanh(x);
     case Unary::GELU: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));

@@ -1,4 +1,5 @@
 // Pooling, planes spread over threads. Max pooling's 2x2/stride-2 case (every CNN's) has its own loop.
+// A NaN in a window wins its maximum, as in PyTorch, so it is not silently dropped.
 #include "kernels/pool2d.h"
 
 #include <algorithm>
@@ -19,9 +20,9 @@ void maxpool_plane_2x2(const Pool2dShape& s, const float* in, float* out, int32_
       const int64_t c = 2 * ow;
       int32_t best = static_cast<int32_t>(2 * oh * s.in_w + c);
       float v = r0[c];
-      if (r0[c + 1] > v) { v = r0[c + 1]; best = static_cast<int32_t>(2 * oh * s.in_w + c + 1); }
-      if (r1[c] > v) { v = r1[c]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c); }
-      if (r1[c + 1] > v) { v = r1[c + 1]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c + 1); }
+      if (r0[c + 1] > v || std::isnan(r0[c + 1])) { v = r0[c + 1]; best = static_cast<int32_t>(2 * oh * s.in_w + c + 1); }
+      if (r1[c] > v || std::isnan(r1[c])) { v = r1[c]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c); }
+      if (r1[c + 1] > v || std::isnan(r1[c + 1])) { v = r1[c + 1]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c + 1); }
       out[oh * ow_n + ow] = v;
       arg[oh * ow_n + ow] = best;
     }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds horo (Release, in build/) and runs the whole test suite with ctest.
+#   scripts/test.sh                 every test
+#   scripts/test.sh -L unit         only one label (unit, gradcheck, integration, mpi, cuda)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=${HORO_BUILD_JOBS:-$(nproc)}
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+cd build
+ctest --output-on-failure --timeout 900 "$@"

@@ -1,0 +1,97 @@
+// Bad input gets a clear error naming the layer, tensor or file, and nothing crashes.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "apps/trainer.h"
+#include "data/idx.h"
+#include "nn/models.h"
+#include "tests/test_util.h"
+
+namespace horo {
+namespace {
+
+namespace F = nn::functional;
+using testing::expect_error;
+using testing::random_tensor;
+
+TEST(BadInput, MismatchedFeaturesNameTheLayerAndBothShapes) {
+  auto model = nn::make_mlp();
+  expect_error<ShapeError>([&] { model->forward(random_tensor({4, 1, 28, 27})); },
+                           {"Linear 'features.1'", "784", "[4, 756]"});
+  auto head = model->submodule("classifier");
+  expect_error<ShapeError>([&] { head->forward(random_tensor({4, 64})); }, {"Linear 'classifier.0'", "128", "[4, 64]"});
+}
+
+TEST(BadInput, WrongChannelCountNamesTheConvolution) {
+  auto model = nn::make_cnn();
+  expect_error<ShapeError>([&] { model->forward(random_tensor({2, 3, 28, 28})); },
+                           {"Conv2d 'features.0'", "expected 1 input channels", "got 3"});
+  expect_error<ShapeError>([&] { model->forward(random_tensor({28, 28})); }, {"Conv2d 'features.0'", "[28, 28]"});
+  expect_error<ShapeError>([&] { model->forward(random_tensor({1, 1, 5, 5})); }, {"smaller than"});
+}
+
+TEST(BadInput, InvalidLayerOptionsAreRejectedOnConstruction) {
+  expect_error<ValueError>([] { nn::Conv2d({.in = 1, .out = 0, .kernel = 3}); }, {"Conv2d", "out=0"});
+  expect_error<ValueError>([] { nn::Dropout(1.5f); }, {"Dropout", "1.5"});
+  expect_error<ValueError>([] { nn::MaxPool2d({.kernel = 2, .padding = 2}); }, {"MaxPool2d", "padding"});
+  expect_error<ValueError>([] { nn::make_model("resnet"); }, {"'resnet'", "cnn", "mlp"});
+}
+
+TEST(BadInput, LabelOutOfRangeNamesTheLabelAndItsPosition) {
+  const Tensor logits = random_tensor({3, 10});
+  expect_error<ValueError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{1, 10, 2}, {3})); },
+                           {"label 10", "batch index 1", "[0, 10)"});
+  expect_error<ValueError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{-1, 0, 2}, {3})); },
+                           {"label -1"});
+  expect_error<ShapeError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{1, 2}, {2})); },
+                           {"labels [3]", "[2]"});
+  expect_error<TypeError>([&] { F::cross_entropy(logits, random_tensor({3})); }, {"int64"});
+}
+
+TEST(BadInput, NaNInTheLossNamesTheLayerThatProducedIt) {
+  manual_seed(1);
+  auto model = nn::make_cnn();
+  optim::Adam opt(model->parameters());
+  // A NaN in one weight of the second convolution: its output is the first non-finite activation.
+  model->parameter("features.3.weight").data<float>()[5] = std::nanf("");
+  const Tensor x = random_tensor({2, 1, 28, 28});
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>{1, 2}, {2});
+  expect_error<NumericError>([&] { apps::train_step(*model, opt, x, y); },
+                             {"loss is NaN", "step 1", "Conv2d 'features.3'"});
+  EXPECT_EQ(opt.step_count(), 0);  // the bad step was not applied
+  // NaN in the input batch is named as such.
+  auto clean = nn::make_cnn();
+  optim::Adam opt2(clean->parameters());
+  Tensor bad = random_tensor({2, 1, 28, 28});
+  bad.data<float>()[3] = std::nanf("");
+  expect_error<NumericError>([&] { apps::train_step(*clean, opt2, bad, y); }, {"input batch", "NaN"});
+}
+
+TEST(BadInput, MissingAndCorruptIdxFilesNameTheFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("horo_bad_idx_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  expect_error<IOError>([&] { data::read_idx_images((dir / "absent").string()); }, {"absent", "no such file"});
+  expect_error<IOError>([&] { data::load_mnist_split(dir.string(), true); }, {"train-images-idx3-ubyte", "not found"});
+  {
+    std::ofstream f(dir / "not-idx", std::ios::binary);
+    f << "hello, world";
+  }
+  expect_error<IOError>([&] { data::read_idx_images((dir / "not-idx").string()); }, {"not-idx", "not an unsigned-byte IDX"});
+  {
+    std::ofstream f(dir / "truncated", std::ios::binary);
+    const unsigned char header[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 4, 1, 2, 3};
+    f.write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  expect_error<IOError>([&] { data::read_idx_images((dir / "truncated").string()); }, {"truncated", "expected 32 bytes"});
+  {
+    std::ofstream f(dir / "labels", std::ios::binary);
+    const unsigned char header[] = {0, 0, 8, 3, 0, 0, 0, 1};
+    f.write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  expect_error<IOError>([&] { data::read_idx_labels((dir / "labels").string()); }, {"rank 1", "got rank 3"});
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace horo

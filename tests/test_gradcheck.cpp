@@ -1,0 +1,160 @@
+// A central-difference gradient check for every differentiable op and layer, on fresh random inputs.
+#include "nn/layers.h"
+#include "tests/gradcheck.h"
+
+namespace horo {
+namespace {
+
+namespace F = nn::functional;
+using testing::gradcheck;
+using testing::GradcheckOptions;
+using testing::random_int;
+using testing::random_tensor;
+
+TEST(Gradcheck, Linear) {
+  const int64_t n = random_int(1, 6), in = random_int(1, 9), out = random_int(1, 7);
+  gradcheck([](const std::vector<Tensor>& v) { return F::linear(v[0], v[1], v[2]); },
+            {random_tensor({n, in}), random_tensor({out, in}), random_tensor({out})});
+}
+
+TEST(Gradcheck, Matmul) {
+  gradcheck([](const std::vector<Tensor>& v) { return F::matmul(v[0], v[1]); },
+            {random_tensor({random_int(1, 5), 7}), random_tensor({7, random_int(1, 6)})});
+}
+
+TEST(Gradcheck, Conv2dWithStridePaddingAndDilation) {
+  for (int trial = 0; trial < 4; ++trial) {
+    const ops::Conv2dParams p{.stride_h = random_int(1, 2), .stride_w = random_int(1, 2), .pad_h = random_int(0, 1),
+                              .pad_w = random_int(0, 1), .dilation_h = random_int(1, 2), .dilation_w = 1};
+    const int64_t cin = random_int(1, 3), cout = random_int(1, 3);
+    gradcheck([p](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], p); },
+              {random_tensor({2, cin, 7, 6}), random_tensor({cout, cin, 3, 2}), random_tensor({cout})});
+  }
+}
+
+// Distinct values spaced wider than 2 eps, so no perturbation changes which cell is the maximum.
+Tensor distinct_values(const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = 0.05f * static_cast<float>(i) - 0.025f * static_cast<float>(n);
+  std::shuffle(v.begin(), v.end(), testing::rng());
+  return Tensor::from_vector(v, shape);
+}
+
+TEST(Gradcheck, MaxPool2d) {
+  const ops::Pool2dParams p{.kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  gradcheck([p](const std::vector<Tensor>& v) { return F::max_pool2d(v[0], p); }, {distinct_values({2, 2, 7, 5})});
+}
+
+TEST(Gradcheck, AvgPool2dCountingPadding) {
+  const ops::Pool2dParams p{.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+  gradcheck([p](const std::vector<Tensor>& v) { return F::avg_pool2d(v[0], p); }, {random_tensor({2, 3, 6, 7})});
+}
+
+struct UnaryCase {
+  const char* name;
+  Tensor (*fn)(const Tensor&);
+  float low, high;
+  bool kink_at_zero;
+};
+
+TEST(Gradcheck, Activations) {
+  const UnaryCase cases[] = {
+      {"relu", F::relu, -2, 2, true},       {"sigmoid", F::sigmoid, -3, 3, false}, {"tanh", F::tanh, -2, 2, false},
+      {"gelu", F::gelu, -3, 3, false},      {"exp", F::exp, -2, 2, false},         {"log", F::log, 0.5f, 3, false},
+      {"neg", F::neg, -2, 2, false},        {"sqrt", F::sqrt, 0.5f, 3, false},     {"abs", F::abs, -2, 2, true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Tensor x = random_tensor({3, 17}, c.low, c.high);
+    GradcheckOptions o;
+    if (c.kink_at_zero) o.skip = [x](size_t, int64_t i) { return std::fabs(x.data<float>()[i]) < 0.05f; };
+    gradcheck([fn = c.fn](const std::vector<Tensor>& v) { return fn(v[0]); }, {x}, o);
+  }
+  const Tensor x = random_tensor({4, 9}, -2, 2);
+  GradcheckOptions o;
+  o.skip = [x](size_t, int64_t i) { return std::fabs(x.data<float>()[i]) < 0.05f; };
+  gradcheck([](const std::vector<Tensor>& v) { return F::leaky_relu(v[0], 0.2f); }, {x}, o);
+}
+
+TEST(Gradcheck, SoftmaxAndLogSoftmaxOnEveryDimension) {
+  for (int64_t dim : {0, 1, 2, -1}) {
+    SCOPED_TRACE(dim);
+    gradcheck([dim](const std::vector<Tensor>& v) { return F::softmax(v[0], dim); }, {random_tensor({3, 4, 5}, -2, 2)});
+    gradcheck([dim](const std::vector<Tensor>& v) { return F::log_softmax(v[0], dim); }, {random_tensor({3, 4, 5}, -2, 2)});
+  }
+}
+
+TEST(Gradcheck, BroadcastingArithmetic) {
+  const std::vector<std::pair<Shape, Shape>> shapes = {{{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{2, 1, 5}, {3, 1}}, {{4}, {}}};
+  for (const auto& [sa, sb] : shapes) {
+    SCOPED_TRACE(shape_str(sa) + " with " + shape_str(sb));
+    gradcheck([](const std::vector<Tensor>& v) { return v[0] + v[1]; }, {random_tensor(sa), random_tensor(sb)});
+    gradcheck([](const std::vector<Tensor>& v) { return v[0] - v[1]; }, {random_tensor(sa), random_tensor(sb)});
+    gradcheck([](const std::vector<Tensor>& v) { return v[0] * v[1]; }, {random_tensor(sa), random_tensor(sb)});
+    gradcheck([](const std::vector<Tensor>& v) { return v[0] / v[1]; }, {random_tensor(sa), random_tensor(sb, 1.0f, 2.0f)});
+  }
+  gradcheck([](const std::vector<Tensor>& v) { return 3.0f - v[0] * 2.5f + 1.0f; }, {random_tensor({5})});
+}
+
+TEST(Gradcheck, Reductions) {
+  gradcheck([](const std::vector<Tensor>& v) { return F::sum(v[0]); }, {random_tensor({3, 5})});
+  gradcheck([](const std::vector<Tensor>& v) { return F::mean(v[0]); }, {random_tensor({3, 5})});
+  for (int64_t dim : {0, 1, 2}) {
+    for (bool keep : {false, true}) {
+      gradcheck([dim, keep](const std::vector<Tensor>& v) { return F::sum(v[0], dim, keep); }, {random_tensor({2, 3, 4})});
+      gradcheck([dim, keep](const std::vector<Tensor>& v) { return F::mean(v[0], dim, keep); }, {random_tensor({2, 3, 4})});
+    }
+  }
+}
+
+TEST(Gradcheck, ReshapeAndFlatten) {
+  gradcheck([](const std::vector<Tensor>& v) { return F::reshape(v[0], {6, -1}) * F::reshape(v[0], {6, -1}); },
+            {random_tensor({2, 3, 4})});
+  gradcheck([](const std::vector<Tensor>& v) { return F::flatten(v[0]) * 2.0f; }, {random_tensor({2, 3, 2, 2})});
+}
+
+TEST(Gradcheck, CrossEntropyWithClassWeightsAndLabelSmoothing) {
+  const int64_t n = random_int(2, 8), classes = random_int(2, 6);
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (auto& y : labels) y = random_int(0, classes - 1);
+  const Tensor y = Tensor::from_vector(labels, {n});
+  for (int variant = 0; variant < 4; ++variant) {
+    ops::CrossEntropyOptions o;
+    if (variant & 1) o.weight = random_tensor({classes}, 0.3f, 2.0f);
+    if (variant & 2) o.label_smoothing = 0.2f;
+    gradcheck([y, o](const std::vector<Tensor>& v) { return F::cross_entropy(v[0], y, o); },
+              {random_tensor({n, classes}, -2, 2)});
+  }
+}
+
+TEST(Gradcheck, MseLoss) {
+  gradcheck([](const std::vector<Tensor>& v) { return F::mse_loss(v[0], v[1]); },
+            {random_tensor({4, 3}), random_tensor({4, 3})});
+}
+
+TEST(Gradcheck, DropoutWithAFixedStream) {
+  // The same generator state for every evaluation, so each sees the same mask.
+  const uint64_t seed = static_cast<uint64_t>(random_int(0, 1000));
+  gradcheck([seed](const std::vector<Tensor>& v) {
+              Generator g(seed);
+              return F::dropout(v[0], 0.4f, true, &g);
+            },
+            {random_tensor({5, 8})});
+}
+
+TEST(Gradcheck, LayersThroughTheModuleApi) {
+  manual_seed(static_cast<uint64_t>(random_int(0, 1000)));
+  nn::Conv2d conv({.in = 2, .out = 3, .kernel = 3, .stride = 2, .padding = 1});
+  gradcheck([&](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}); },
+            {random_tensor({2, 2, 5, 5}), conv.weight.clone(), conv.bias.clone()});
+  // A whole small network, checked with respect to its input.
+  nn::Sequential net{std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 1, .out = 2, .kernel = 3}),
+                     std::make_shared<nn::Tanh>(), std::make_shared<nn::AvgPool2d>(nn::Pool2dOptions{.kernel = 2}),
+                     std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(nn::LinearOptions{.in = 8, .out = 3}),
+                     std::make_shared<nn::GELU>()};
+  gradcheck([&](const std::vector<Tensor>& v) { return net(v[0]); }, {random_tensor({2, 1, 6, 6})});
+}
+
+}  // namespace
+}  // namespace horo

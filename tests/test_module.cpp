@@ -1,0 +1,102 @@
+// The Module API: dotted parameter names, PyTorch layouts and initialisation, freezing, train/eval.
+#include "nn/models.h"
+#include "nn/optim.h"
+#include "tests/test_util.h"
+
+namespace horo::nn {
+namespace {
+
+using horo::testing::expect_error;
+using horo::testing::random_tensor;
+
+TEST(Module, ReferenceCnnHasPyTorchNamesAndLayouts) {
+  auto model = make_cnn();
+  std::vector<std::pair<std::string, Shape>> expected = {
+      {"features.0.weight", {32, 1, 3, 3}}, {"features.0.bias", {32}},   {"features.3.weight", {64, 32, 3, 3}},
+      {"features.3.bias", {64}},            {"classifier.1.weight", {128, 1600}}, {"classifier.1.bias", {128}},
+      {"classifier.4.weight", {10, 128}},   {"classifier.4.bias", {10}}};
+  const auto params = model->named_parameters();
+  ASSERT_EQ(params.size(), expected.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_EQ(params[i].first, expected[i].first);
+    EXPECT_EQ(params[i].second.shape(), expected[i].second);
+    EXPECT_EQ(params[i].second.name(), expected[i].first);  // tensors carry their path for errors
+  }
+  EXPECT_EQ(model->parameter_count(), 225034);  // torch: sum(p.numel() for p in model.parameters())
+  EXPECT_EQ(model->submodule("features.3")->where(), "Conv2d 'features.3'");
+  EXPECT_NE(model->summary().find("(classifier): Sequential"), std::string::npos);
+}
+
+TEST(Module, DefaultInitialisationIsUniformWithinOneOverSqrtFanIn) {
+  manual_seed(static_cast<uint64_t>(horo::testing::random_int(0, 1 << 20)));
+  Conv2d conv({.in = 32, .out = 64, .kernel = 3});
+  const float bound = 1.0f / std::sqrt(32.0f * 9.0f);
+  float lo = 1, hi = -1;
+  for (float v : conv.weight.to_vector()) { lo = std::min(lo, v); hi = std::max(hi, v); }
+  EXPECT_GE(lo, -bound);
+  EXPECT_LE(hi, bound);
+  EXPECT_LT(lo, -0.9f * bound);  // the whole range is used
+  EXPECT_GT(hi, 0.9f * bound);
+  manual_seed(5);
+  Linear a({.in = 7, .out = 3});
+  manual_seed(5);
+  Linear b({.in = 7, .out = 3});
+  EXPECT_EQ(a.weight.to_vector(), b.weight.to_vector());  // the seed alone decides
+}
+
+TEST(Module, FrozenParametersStayBitIdenticalThroughTraining) {
+  auto model = make_mlp();
+  model->submodule("features")->set_requires_grad(false);
+  std::vector<std::vector<float>> before;
+  for (const auto& [name, p] : model->named_parameters()) before.push_back(p.to_vector());
+  optim::Adam opt(model->parameters(), {.lr = 0.1f});
+  const Tensor x = random_tensor({8, 1, 28, 28});
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}, {8});
+  for (int step = 0; step < 3; ++step) {
+    opt.zero_grad();
+    functional::cross_entropy(model->forward(x), y).backward();
+    opt.step();
+  }
+  const auto params = model->named_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const bool frozen = params[i].first.rfind("features.", 0) == 0;
+    EXPECT_EQ(params[i].second.to_vector() == before[i], frozen) << params[i].first;
+    EXPECT_EQ(params[i].second.grad().defined(), !frozen) << params[i].first;
+  }
+}
+
+TEST(Module, DropoutActsInTrainingAndIsTheIdentityInEval) {
+  auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{std::make_shared<Dropout>(0.5f)});
+  const Tensor x = random_tensor({1000}, 1.0f, 2.0f);
+  const auto trained = model->forward(x).to_vector();
+  int zeros = 0;
+  for (size_t i = 0; i < trained.size(); ++i) {
+    if (trained[i] == 0.0f) ++zeros;
+    else EXPECT_FLOAT_EQ(trained[i], 2.0f * x.data<float>()[i]);
+  }
+  EXPECT_GT(zeros, 400);
+  EXPECT_LT(zeros, 600);
+  model->eval();
+  EXPECT_FALSE(model->children()[0].second->is_training());
+  EXPECT_EQ(model->forward(x).to_vector(), x.to_vector());
+}
+
+TEST(Module, DropoutMasksArePureFunctionsOfTheGeneratorState) {
+  Generator g1(17), g2(17);
+  const Tensor x = random_tensor({257});
+  EXPECT_EQ(functional::dropout(x, 0.3f, true, &g1).to_vector(), functional::dropout(x, 0.3f, true, &g2).to_vector());
+  EXPECT_NE(functional::dropout(x, 0.3f, true, &g1).to_vector(), functional::dropout(x, 0.3f, false, &g1).to_vector());
+}
+
+TEST(Module, ReplacingTheHeadRenamesItsParameters) {
+  auto model = make_cnn();
+  auto classifier = std::dynamic_pointer_cast<Sequential>(model->submodule("classifier"));
+  classifier->replace_child("4", std::make_shared<Linear>(LinearOptions{.in = 128, .out = 4}));
+  EXPECT_EQ(model->parameter("classifier.4.weight").shape(), (Shape{4, 128}));
+  EXPECT_EQ(model->parameter("classifier.4.weight").name(), "classifier.4.weight");
+  EXPECT_EQ(model->forward(random_tensor({2, 1, 28, 28})).shape(), (Shape{2, 4}));
+  expect_error<ValueError>([&] { model->parameter("classifier.9.weight"); }, {"classifier.9.weight", "features.0.weight"});
+}
+
+}  // namespace
+}  // namespace horo::nn
