@@ -1,7 +1,10 @@
 #include "tensor/storage.h"
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "kernels/error.h"
 
@@ -38,15 +41,87 @@ Device Device::parse(const std::string& text) {
 
 std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
+namespace {
+
+constexpr size_t kCacheMinBytes = size_t{64} << 10;   // smaller blocks: malloc is already fast
+constexpr size_t kCacheMaxBytes = size_t{2} << 30;    // keep at most this much idle memory
+
+class CpuCache {
+ public:
+  static CpuCache& instance() {
+    static CpuCache* cache = new CpuCache();  // never destroyed: tensors may outlive static teardown
+    return *cache;
+  }
+
+  void* allocate(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.allocations;
+      if (bytes >= kCacheMinBytes) {
+        auto it = free_.find(bytes);
+        if (it != free_.end() && !it->second.empty()) {
+          void* p = it->second.back();
+          it->second.pop_back();
+          stats_.cached_bytes -= bytes;
+          return p;
+        }
+        ++stats_.cache_misses;
+      }
+    }
+    void* p = std::aligned_alloc(kCpuAlignment, bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+
+  void release(void* p, size_t bytes) {
+    if (bytes >= kCacheMinBytes) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stats_.cached_bytes + bytes <= kCacheMaxBytes) {
+        free_[bytes].push_back(p);
+        stats_.cached_bytes += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+  void release_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [bytes, blocks] : free_) {
+      for (void* p : blocks) std::free(p);
+    }
+    free_.clear();
+    stats_.cached_bytes = 0;
+  }
+
+  CpuAllocatorStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+  CpuAllocatorStats stats_;
+};
+
+// aligned_alloc needs a multiple of the alignment; never zero, so data() is always valid.
+size_t rounded_size(size_t bytes) {
+  const size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+  return rounded == 0 ? kCpuAlignment : rounded;
+}
+
+}  // namespace
+
+CpuAllocatorStats cpu_allocator_stats() { return CpuCache::instance().stats(); }
+void cpu_allocator_release_cache() { CpuCache::instance().release_all(); }
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   HORO_CHECK(device.is_cpu(), TypeError, "cannot allocate ", bytes, " bytes on ", device.str(),
              ": this build of horo has no CUDA backend (configure with -DHORO_CUDA=ON on a machine with the CUDA toolkit)");
-  // aligned_alloc needs a size that is a multiple of the alignment; never zero, so data() is valid.
-  const size_t rounded = ((bytes + kCpuAlignment - 1) / kCpuAlignment) * kCpuAlignment;
-  data_ = std::aligned_alloc(kCpuAlignment, rounded == 0 ? kCpuAlignment : rounded);
-  if (!data_) throw std::bad_alloc();
+  data_ = CpuCache::instance().allocate(rounded_size(bytes));
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { CpuCache::instance().release(data_, rounded_size(bytes_)); }
 
 }  // namespace horo

@@ -98,5 +98,24 @@ TEST(Module, ReplacingTheHeadRenamesItsParameters) {
   expect_error<ValueError>([&] { model->parameter("classifier.9.weight"); }, {"classifier.9.weight", "features.0.weight"});
 }
 
+TEST(Allocator, SteadyStateTrainingStepsAllocateNothingNew) {
+  auto model = make_cnn();
+  optim::Adam opt(model->parameters());
+  const Tensor x = random_tensor({16, 1, 28, 28});
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>(16, 3), {16});
+  auto step = [&] {
+    opt.zero_grad();
+    functional::cross_entropy(model->forward(x), y).backward();
+    opt.step();
+  };
+  step();
+  step();
+  const auto before = cpu_allocator_stats();
+  for (int i = 0; i < 5; ++i) step();
+  const auto after = cpu_allocator_stats();
+  EXPECT_GT(after.allocations, before.allocations);
+  EXPECT_EQ(after.cache_misses, before.cache_misses);
+}
+
 }  // namespace
 }  // namespace horo::nn

@@ -11,20 +11,29 @@
 namespace horo::kernels::cpu {
 namespace {
 
+// Branch-free selects (the window's values are data, so branches would mispredict half the time);
+// a NaN anywhere in the window becomes the output.
 void maxpool_plane_2x2(const Pool2dShape& s, const float* in, float* out, int32_t* arg) {
-  const int64_t oh_n = s.out_h(), ow_n = s.out_w();
+  const int64_t oh_n = s.out_h(), ow_n = s.out_w(), w = s.in_w;
   for (int64_t oh = 0; oh < oh_n; ++oh) {
-    const float* r0 = in + 2 * oh * s.in_w;
-    const float* r1 = r0 + s.in_w;
+    const float* r0 = in + 2 * oh * w;
+    const float* r1 = r0 + w;
+    const int32_t base = static_cast<int32_t>(2 * oh * w);
+    float* o = out + oh * ow_n;
+    int32_t* a = arg + oh * ow_n;
     for (int64_t ow = 0; ow < ow_n; ++ow) {
       const int64_t c = 2 * ow;
-      int32_t best = static_cast<int32_t>(2 * oh * s.in_w + c);
-      float v = r0[c];
-      if (r0[c + 1] > v || std::isnan(r0[c + 1])) { v = r0[c + 1]; best = static_cast<int32_t>(2 * oh * s.in_w + c + 1); }
-      if (r1[c] > v || std::isnan(r1[c])) { v = r1[c]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c); }
-      if (r1[c + 1] > v || std::isnan(r1[c + 1])) { v = r1[c + 1]; best = static_cast<int32_t>((2 * oh + 1) * s.in_w + c + 1); }
-      out[oh * ow_n + ow] = v;
-      arg[oh * ow_n + ow] = best;
+      const float v0 = r0[c], v1 = r0[c + 1], v2 = r1[c], v3 = r1[c + 1];
+      const bool top_right = v1 > v0;
+      const float top = top_right ? v1 : v0;
+      const int32_t top_i = base + static_cast<int32_t>(c) + (top_right ? 1 : 0);
+      const bool bottom_right = v3 > v2;
+      const float bottom = bottom_right ? v3 : v2;
+      const int32_t bottom_i = base + static_cast<int32_t>(w + c) + (bottom_right ? 1 : 0);
+      const bool lower = bottom > top;
+      const bool any_nan = (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3);
+      o[ow] = any_nan ? std::numeric_limits<float>::quiet_NaN() : (lower ? bottom : top);
+      a[ow] = lower ? bottom_i : top_i;
     }
   }
 }
