@@ -129,6 +129,26 @@ TEST_P(KernelTest, PoolingForwardAndBackwardMatchReference) {
   }
 }
 
+TEST_P(KernelTest, MaxPoolTiesPickTheFirstCellAndNaNPropagates) {
+  for (int64_t width : {26, 11, 64}) {
+    const Pool2dShape s{.planes = 3, .in_h = 6, .in_w = width, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+    const int64_t in_n = s.planes * s.in_h * s.in_w, out_n = s.planes * s.out_h() * s.out_w();
+    std::vector<float> x(in_n, 0.5f), y(out_n), y_ref(out_n);
+    std::vector<int32_t> arg(out_n), arg_ref(out_n);
+    cpu::maxpool2d_forward(s, x.data(), y.data(), arg.data());
+    ref::maxpool2d_forward(s, x.data(), y_ref.data(), arg_ref.data());
+    EXPECT_EQ(arg, arg_ref) << "width " << width;  // every window ties: the top-left cell wins
+    x[s.in_w + 1] = std::nanf("");                   // in the first window of plane 0
+    x[in_n - s.in_w - 2] = std::nanf("");            // row 4, column in_w - 2 of plane 2: inside a window
+    cpu::maxpool2d_forward(s, x.data(), y.data(), arg.data());
+    EXPECT_TRUE(std::isnan(y[0])) << "width " << width;
+    EXPECT_EQ(arg[0], s.in_w + 1);
+    int nans = 0;
+    for (float v : y) nans += std::isnan(v);
+    EXPECT_EQ(nans, 2) << "width " << width;
+  }
+}
+
 TEST_P(KernelTest, UnaryOpsAndDerivativesMatchReference) {
   const Unary ops[] = {Unary::ReLU, Unary::LeakyReLU, Unary::Sigmoid, Unary::Tanh, Unary::GELU,
                        Unary::Exp,  Unary::Log,       Unary::Neg,     Unary::Sqrt, Unary::Abs};

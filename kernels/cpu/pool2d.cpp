@@ -4,38 +4,97 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "kernels/parallel.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace horo::kernels::cpu {
 namespace {
 
-// Branch-free selects (the window's values are data, so branches would mispredict half the time);
-// a NaN anywhere in the window becomes the output.
-void maxpool_plane_2x2(const Pool2dShape& s, const float* in, float* out, int32_t* arg) {
-  const int64_t oh_n = s.out_h(), ow_n = s.out_w(), w = s.in_w;
-  for (int64_t oh = 0; oh < oh_n; ++oh) {
-    const float* r0 = in + 2 * oh * w;
-    const float* r1 = r0 + w;
-    const int32_t base = static_cast<int32_t>(2 * oh * w);
-    float* o = out + oh * ow_n;
-    int32_t* a = arg + oh * ow_n;
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      const int64_t c = 2 * ow;
-      const float v0 = r0[c], v1 = r0[c + 1], v2 = r1[c], v3 = r1[c + 1];
-      const bool top_right = v1 > v0;
-      const float top = top_right ? v1 : v0;
-      const int32_t top_i = base + static_cast<int32_t>(c) + (top_right ? 1 : 0);
-      const bool bottom_right = v3 > v2;
-      const float bottom = bottom_right ? v3 : v2;
-      const int32_t bottom_i = base + static_cast<int32_t>(w + c) + (bottom_right ? 1 : 0);
-      const bool lower = bottom > top;
-      const bool any_nan = (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3);
-      o[ow] = any_nan ? std::numeric_limits<float>::quiet_NaN() : (lower ? bottom : top);
-      a[ow] = lower ? bottom_i : top_i;
+// 2x2 / stride 2 max pooling in two passes over a run of planes, both of which vectorise:
+//  1. each pair of input rows -> the larger value of each column and the index of its cell;
+//  2. each pair of adjacent columns of that -> the output and its argmax. With an even input width,
+//     the pairs of pass 2 tile the whole buffer, so it is one long stride-2 loop across rows and
+//     planes (W1's 13-wide rows are too short to vectorise one at a time).
+// Ties go to the first cell in row-major order and a NaN anywhere in a window wins, as in PyTorch.
+inline void vertical_pass(const float* r0, const float* r1, int32_t row0, int32_t w, int64_t width, float* cm,
+                          int32_t* ci) {
+  for (int64_t j = 0; j < width; ++j) {
+    const float a = r0[j], b = r1[j];
+    const bool take_b = (b > a) | ((b != b) & (a == a));  // bitwise: no branches in the loop
+    cm[j] = take_b ? b : a;
+    ci[j] = row0 + static_cast<int32_t>(j) + (take_b ? w : 0);
+  }
+}
+
+inline void horizontal_pair(const float* cm, const int32_t* ci, int64_t k, float* out, int32_t* arg) {
+  const float left = cm[2 * k], right = cm[2 * k + 1];
+  const int32_t left_i = ci[2 * k], right_i = ci[2 * k + 1];
+  const bool take_right = ((right > left) | (right != right) | ((right == left) & (right_i < left_i))) & (left == left);
+  out[k] = take_right ? right : left;
+  arg[k] = take_right ? right_i : left_i;
+}
+
+// Pass 2 for `count` outputs; returns how many it did (a multiple of 16), the caller does the rest.
+int64_t horizontal_pass_simd(const float* cm, const int32_t* ci, int64_t count, float* out, int32_t* arg) {
+#if defined(__AVX512F__)
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  int64_t k = 0;
+  for (; k + 16 <= count; k += 16) {
+    const __m512 m0 = _mm512_loadu_ps(cm + 2 * k), m1 = _mm512_loadu_ps(cm + 2 * k + 16);
+    const __m512i i0 = _mm512_loadu_si512(ci + 2 * k), i1 = _mm512_loadu_si512(ci + 2 * k + 16);
+    const __m512 left = _mm512_permutex2var_ps(m0, even, m1), right = _mm512_permutex2var_ps(m0, odd, m1);
+    const __m512i left_i = _mm512_permutex2var_epi32(i0, even, i1), right_i = _mm512_permutex2var_epi32(i0, odd, i1);
+    const __mmask16 left_ok = _mm512_cmp_ps_mask(left, left, _CMP_ORD_Q);
+    const __mmask16 take_right = (_mm512_cmp_ps_mask(right, left, _CMP_GT_OQ) |
+                                  _mm512_cmp_ps_mask(right, right, _CMP_UNORD_Q) |
+                                  (_mm512_cmp_ps_mask(right, left, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(right_i, left_i))) &
+                                 left_ok;
+    _mm512_storeu_ps(out + k, _mm512_mask_blend_ps(take_right, left, right));
+    _mm512_storeu_si512(arg + k, _mm512_mask_blend_epi32(take_right, left_i, right_i));
+  }
+  return k;
+#else
+  (void)cm, (void)ci, (void)count, (void)out, (void)arg;
+  return 0;
+#endif
+}
+
+thread_local std::vector<float> t_column_max;
+thread_local std::vector<int32_t> t_column_arg;
+
+void maxpool_planes_2x2(const Pool2dShape& s, int64_t planes, const float* in, float* out, int32_t* arg) {
+  const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = s.in_h * s.in_w;
+  const int32_t w = static_cast<int32_t>(s.in_w);
+  const bool tiled = s.in_w == 2 * ow_n;
+  // With a tiled width all rows of all planes go through one buffer; otherwise one row at a time.
+  const int64_t rows_per_pass = tiled ? planes * oh_n : 1;
+  const size_t buffer = static_cast<size_t>(rows_per_pass * 2 * ow_n);
+  if (t_column_max.size() < buffer) {
+    t_column_max.resize(buffer);
+    t_column_arg.resize(buffer);
+  }
+  float* cm = t_column_max.data();
+  int32_t* ci = t_column_arg.data();
+  auto finish = [&](int64_t count, float* o, int32_t* a) {
+    for (int64_t k = horizontal_pass_simd(cm, ci, count, o, a); k < count; ++k) horizontal_pair(cm, ci, k, o, a);
+  };
+  for (int64_t p = 0; p < planes; ++p) {
+    for (int64_t oh = 0; oh < oh_n; ++oh) {
+      const float* r0 = in + p * plane + 2 * oh * w;
+      const int64_t row = tiled ? p * oh_n + oh : 0;
+      vertical_pass(r0, r0 + w, static_cast<int32_t>(2 * oh * w), w, 2 * ow_n, cm + row * 2 * ow_n, ci + row * 2 * ow_n);
+      if (!tiled) finish(ow_n, out + (p * oh_n + oh) * ow_n, arg + (p * oh_n + oh) * ow_n);
     }
   }
+  if (tiled) finish(planes * oh_n * ow_n, out, arg);
 }
 
 void maxpool_plane(const Pool2dShape& s, const float* in, float* out, int32_t* arg) {
@@ -64,9 +123,12 @@ void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, 
   const bool two_by_two = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
                           s.pad_h == 0 && s.pad_w == 0;
   parallel_for(s.planes, 4, [&](int64_t begin, int64_t end) {
+    if (two_by_two) {
+      maxpool_planes_2x2(s, end - begin, input + begin * in_plane, output + begin * out_plane, argmax + begin * out_plane);
+      return;
+    }
     for (int64_t p = begin; p < end; ++p) {
-      if (two_by_two) maxpool_plane_2x2(s, input + p * in_plane, output + p * out_plane, argmax + p * out_plane);
-      else maxpool_plane(s, input + p * in_plane, output + p * out_plane, argmax + p * out_plane);
+      maxpool_plane(s, input + p * in_plane, output + p * out_plane, argmax + p * out_plane);
     }
   });
 }
