@@ -97,7 +97,10 @@ void maxpool_planes_2x2(const Pool2dShape& s, int64_t planes, const float* in, f
   if (tiled) finish(planes * oh_n * ow_n, out, arg);
 }
 
-void maxpool_plane(const Pool2dShape& s, const float* in, float* out, int32_t* arg) {
+// Calls visit(out_index, h0, h1, w0, w1) for each output cell of a plane with the rows [h0, h1) and
+// columns [w0, w1) of its window that lie inside the image.
+template <typename Visit>
+void for_each_window(const Pool2dShape& s, const Visit& visit) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
   for (int64_t oh = 0; oh < oh_n; ++oh) {
     const int64_t h0 = std::max<int64_t>(oh * s.stride_h - s.pad_h, 0);
@@ -105,15 +108,23 @@ void maxpool_plane(const Pool2dShape& s, const float* in, float* out, int32_t* a
     for (int64_t ow = 0; ow < ow_n; ++ow) {
       const int64_t w0 = std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
       const int64_t w1 = std::min<int64_t>(ow * s.stride_w - s.pad_w + s.kernel_w, s.in_w);
-      float v = -std::numeric_limits<float>::infinity();
-      int64_t best = h0 * s.in_w + w0;
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t w = w0; w < w1; ++w)
-          if (in[h * s.in_w + w] > v || std::isnan(in[h * s.in_w + w])) { v = in[h * s.in_w + w]; best = h * s.in_w + w; }
-      out[oh * ow_n + ow] = v;
-      arg[oh * ow_n + ow] = static_cast<int32_t>(best);
+      visit(oh * ow_n + ow, h0, h1, w0, w1);
     }
   }
+}
+
+void maxpool_plane(const Pool2dShape& s, const float* in, float* out, int32_t* arg) {
+  for_each_window(s, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+    float v = -std::numeric_limits<float>::infinity();
+    int64_t best = h0 * s.in_w + w0;
+    for (int64_t h = h0; h < h1; ++h)
+      for (int64_t w = w0; w < w1; ++w) {
+        const float x = in[h * s.in_w + w];
+        if (x > v || (std::isnan(x) && !std::isnan(v))) { v = x; best = h * s.in_w + w; }
+      }
+    out[o] = v;
+    arg[o] = static_cast<int32_t>(best);
+  });
 }
 
 }  // namespace
@@ -148,47 +159,35 @@ void maxpool2d_backward(const Pool2dShape& s, const float* grad_output, const in
 }
 
 void avgpool2d_forward(const Pool2dShape& s, const float* input, float* output) {
-  const int64_t in_plane = s.in_h * s.in_w, oh_n = s.out_h(), ow_n = s.out_w();
+  const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h() * s.out_w();
   const float inv_area = 1.0f / static_cast<float>(s.kernel_h * s.kernel_w);
   parallel_for(s.planes, 4, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const float* in = input + p * in_plane;
-      float* out = output + p * oh_n * ow_n;
-      for (int64_t oh = 0; oh < oh_n; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * s.stride_h - s.pad_h, 0);
-        const int64_t h1 = std::min<int64_t>(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
-        for (int64_t ow = 0; ow < ow_n; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
-          const int64_t w1 = std::min<int64_t>(ow * s.stride_w - s.pad_w + s.kernel_w, s.in_w);
-          float acc = 0.0f;
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) acc += in[h * s.in_w + w];
-          out[oh * ow_n + ow] = acc * inv_area;
-        }
-      }
+      float* out = output + p * out_plane;
+      for_each_window(s, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+        float acc = 0.0f;
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) acc += in[h * s.in_w + w];
+        out[o] = acc * inv_area;
+      });
     }
   });
 }
 
 void avgpool2d_backward(const Pool2dShape& s, const float* grad_output, float* grad_input) {
-  const int64_t in_plane = s.in_h * s.in_w, oh_n = s.out_h(), ow_n = s.out_w();
+  const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h() * s.out_w();
   const float inv_area = 1.0f / static_cast<float>(s.kernel_h * s.kernel_w);
   parallel_for(s.planes, 4, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       float* gi = grad_input + p * in_plane;
       std::fill(gi, gi + in_plane, 0.0f);
-      const float* go = grad_output + p * oh_n * ow_n;
-      for (int64_t oh = 0; oh < oh_n; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * s.stride_h - s.pad_h, 0);
-        const int64_t h1 = std::min<int64_t>(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
-        for (int64_t ow = 0; ow < ow_n; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
-          const int64_t w1 = std::min<int64_t>(ow * s.stride_w - s.pad_w + s.kernel_w, s.in_w);
-          const float g = go[oh * ow_n + ow] * inv_area;
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) gi[h * s.in_w + w] += g;
-        }
-      }
+      const float* go = grad_output + p * out_plane;
+      for_each_window(s, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+        const float g = go[o] * inv_area;
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) gi[h * s.in_w + w] += g;
+      });
     }
   });
 }
