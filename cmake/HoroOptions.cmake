@@ -17,6 +17,7 @@ set(HORO_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(ZLIB REQUIRED)
+find_package(HDF5 REQUIRED COMPONENTS C)
 
 # Resolves an AUTO/ON/OFF option against whether the dependency was found.
 function(horo_resolve_option name found)

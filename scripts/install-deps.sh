@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev
   libeigen3-dev libhdf5-dev libprotobuf-dev protobuf-compiler
   libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  dataset-fashion-mnist)
+  dataset-fashion-mnist python3-h5py python3-numpy)
 for arg in "$@"; do
   case "$arg" in
     --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best

@@ -1,0 +1,64 @@
+// horo's HDF5 dataset layout (docs/data-format.md) and access to it:
+//   /images    uint8 or float32 [N, C, H, W]   (or /features float32 [N, F] for tabular data)
+//   /labels    int64 or int32 [N]             optional for unlabelled data
+//   root attributes, all optional: class_names (strings), mean and std (per channel, of the data
+//   scaled to [0, 1] for uint8), feature_names (strings, for tabular data)
+// Data is chunked along the sample axis; gzip and the shuffle filter are optional.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/hdf5.h"
+
+namespace horo::data {
+
+struct Schema {
+  std::string path;
+  std::string data_name;  // "images" or "features"
+  DType data_dtype = DType::UInt8;
+  Shape sample_shape;  // shape of one sample, e.g. [1, 28, 28]
+  int64_t count = 0;
+  bool has_labels = false;
+  int64_t num_classes = 0;  // from class_names when present, else max label + 1
+  std::vector<std::string> class_names;
+  std::vector<double> mean, std;
+  std::vector<std::string> feature_names;
+
+  int64_t sample_bytes() const { return shape_numel(sample_shape) * static_cast<int64_t>(dtype_size(data_dtype)); }
+};
+
+// An open dataset file, validated on opening: fields present, supported dtypes, equal sample counts,
+// labels within the class range. Labels are read whole (they are small); data is read on demand.
+class H5DatasetFile {
+ public:
+  explicit H5DatasetFile(const std::string& path);
+  const Schema& schema() const { return schema_; }
+  const std::vector<int64_t>& labels() const { return labels_; }
+  // Reads the samples at `sorted_indices` (ascending, no repeats) into `out`, packed in that order.
+  // Consecutive indices are merged into runs, selected as one hyperslab union and read in one call.
+  void read(const std::vector<int64_t>& sorted_indices, void* out) const;
+  // The whole data field as a tensor [N, ...].
+  Tensor read_all() const;
+
+ private:
+  Schema schema_;
+  h5::Handle file_, data_;
+  std::vector<int64_t> labels_;
+};
+
+struct WriteOptions {
+  std::string data_name = "images";
+  int64_t chunk_samples = 0;  // 0: about 1 MiB per chunk
+  int gzip_level = 0;         // 0: no compression; 1-9: gzip with the shuffle filter
+  std::vector<std::string> class_names;
+  std::vector<double> mean, std;
+  std::vector<std::string> feature_names;
+};
+
+// Writes data [N, ...] (uint8 or float32) and labels int64 [N] (undefined: no labels) in horo's
+// layout; the file appears atomically (written to a temporary name, then renamed).
+void write_dataset_file(const std::string& path, const Tensor& data, const Tensor& labels, const WriteOptions& options);
+
+}  // namespace horo::data

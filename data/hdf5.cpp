@@ -1,0 +1,184 @@
+#include "data/hdf5.h"
+
+#include <cstring>
+#include <filesystem>
+
+namespace horo::data::h5 {
+void quiet_this_thread() {
+  // HDF5 prints its error stack to stderr by default, per thread; horo reports errors itself.
+  thread_local bool quiet = false;
+  if (!quiet) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    quiet = true;
+  }
+}
+
+std::recursive_mutex& hdf5_lock() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+    closer_(id_);
+  }
+  id_ = H5I_INVALID_HID;
+}
+
+void check(herr_t status, const std::string& where, const char* what) {
+  HORO_CHECK(status >= 0, IOError, where, ": ", what, " failed (corrupt or unreadable HDF5 data?)");
+}
+
+hid_t check_id(hid_t id, const std::string& where, const char* what) {
+  HORO_CHECK(id >= 0, IOError, where, ": ", what, " failed (corrupt or unreadable HDF5 data?)");
+  return id;
+}
+
+Handle open_file(const std::string& path, bool writable) {
+  quiet_this_thread();
+  HORO_CHECK(std::filesystem::is_regular_file(path), IOError, path, ": no such file");
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  HORO_CHECK(H5Fis_hdf5(path.c_str()) > 0, IOError, path, ": not an HDF5 file (or truncated: its superblock is unreadable)");
+  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  HORO_CHECK(id >= 0, IOError, path, ": cannot open as HDF5 (corrupt or truncated?)");
+  return Handle(id, H5Fclose);
+}
+
+Handle create_file(const std::string& path) {
+  quiet_this_thread();
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  HORO_CHECK(id >= 0, IOError, path, ": cannot create the HDF5 file (directory missing or not writable?)");
+  return Handle(id, H5Fclose);
+}
+
+bool has_dataset(hid_t file, const std::string& name) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) return false;
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Oget_info_by_name3(file, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#else
+  if (H5Oget_info_by_name2(file, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#endif
+  return info.type == H5O_TYPE_DATASET;
+}
+
+Handle open_dataset(hid_t file, const std::string& name, const std::string& where) {
+  HORO_CHECK(has_dataset(file, name), IOError, where, ": no dataset '", name, "'");
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  return Handle(check_id(H5Dopen2(file, name.c_str(), H5P_DEFAULT), where, "opening the dataset"), H5Dclose);
+}
+
+DType dataset_dtype(hid_t dataset, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  Handle type(check_id(H5Dget_type(dataset), where, "reading the type"), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type.get());
+  const size_t size = H5Tget_size(type.get());
+  if (cls == H5T_FLOAT && size == 4) return DType::Float32;
+  if (cls == H5T_INTEGER) {
+    const H5T_sign_t sign = H5Tget_sign(type.get());
+    if (size == 1 && sign == H5T_SGN_NONE) return DType::UInt8;
+    if (size == 4 && sign == H5T_SGN_2) return DType::Int32;
+    if (size == 8 && sign == H5T_SGN_2) return DType::Int64;
+  }
+  const char* kind = cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? "integer" : cls == H5T_STRING ? "string" : "compound or other";
+  throw IOError(detail::concat(where, ": unsupported dtype (", kind, ", ", size,
+                               " bytes); expected uint8 or float32 data and int64/int32 labels"));
+}
+
+std::vector<int64_t> dataset_shape(hid_t dataset, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  Handle space(check_id(H5Dget_space(dataset), where, "reading the shape"), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  HORO_CHECK(rank >= 0, IOError, where, ": unreadable shape");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+hid_t memory_type(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return H5T_NATIVE_FLOAT;
+    case DType::Int64: return H5T_NATIVE_INT64;
+    case DType::Int32: return H5T_NATIVE_INT32;
+    case DType::UInt8: return H5T_NATIVE_UINT8;
+  }
+  return H5T_NATIVE_FLOAT;
+}
+
+bool has_attribute(hid_t object, const std::string& name) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  return H5Aexists(object, name.c_str()) > 0;
+}
+
+std::vector<std::string> read_string_list(hid_t object, const std::string& name, const std::string& where) {
+  if (!has_attribute(object, name)) return {};
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  Handle attr(check_id(H5Aopen(object, name.c_str(), H5P_DEFAULT), at, "opening"), H5Aclose);
+  Handle type(check_id(H5Aget_type(attr.get()), at, "reading the type"), H5Tclose);
+  HORO_CHECK(H5Tget_class(type.get()) == H5T_STRING, IOError, at, ": expected strings");
+  Handle space(check_id(H5Aget_space(attr.get()), at, "reading the shape"), H5Sclose);
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    // h5py writes lists of str as variable-length strings.
+    std::vector<char*> raw(static_cast<size_t>(count));
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+    check(H5Aread(attr.get(), mem.get(), raw.data()), at, "reading");
+    for (char* s : raw) out.emplace_back(s ? s : "");
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+  } else {
+    const size_t size = H5Tget_size(type.get());
+    std::vector<char> raw(size * static_cast<size_t>(count));
+    check(H5Aread(attr.get(), type.get(), raw.data()), at, "reading");
+    for (hssize_t i = 0; i < count; ++i) {
+      const char* s = raw.data() + static_cast<size_t>(i) * size;
+      out.emplace_back(s, ::strnlen(s, size));
+    }
+  }
+  return out;
+}
+
+std::vector<double> read_doubles(hid_t object, const std::string& name, const std::string& where) {
+  if (!has_attribute(object, name)) return {};
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  Handle attr(check_id(H5Aopen(object, name.c_str(), H5P_DEFAULT), at, "opening"), H5Aclose);
+  Handle space(check_id(H5Aget_space(attr.get()), at, "reading the shape"), H5Sclose);
+  std::vector<double> out(static_cast<size_t>(H5Sget_simple_extent_npoints(space.get())));
+  check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, out.data()), at, "reading");
+  return out;
+}
+
+void write_string_list(hid_t object, const std::string& name, const std::vector<std::string>& values,
+                       const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  const hsize_t count = values.size();
+  Handle space(check_id(H5Screate_simple(1, &count, nullptr), at, "creating the shape"), H5Sclose);
+  Handle attr(check_id(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), at, "creating"),
+              H5Aclose);
+  std::vector<const char*> raw;
+  for (const auto& v : values) raw.push_back(v.c_str());
+  check(H5Awrite(attr.get(), type.get(), raw.data()), at, "writing");
+}
+
+void write_doubles(hid_t object, const std::string& name, const std::vector<double>& values, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  const hsize_t count = values.size();
+  Handle space(check_id(H5Screate_simple(1, &count, nullptr), at, "creating the shape"), H5Sclose);
+  Handle attr(check_id(H5Acreate2(object, name.c_str(), H5T_NATIVE_DOUBLE, space.get(), H5P_DEFAULT, H5P_DEFAULT), at,
+                       "creating"), H5Aclose);
+  check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()), at, "writing");
+}
+
+}  // namespace horo::data::h5

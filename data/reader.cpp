@@ -1,0 +1,193 @@
+#include "data/reader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+
+#include "data/sampler.h"
+
+namespace horo::data {
+
+struct Reader::Task {
+  int64_t sequence = 0, epoch = 0, index = 0;
+  std::vector<int64_t> indices;       // samples in batch order
+  std::vector<int64_t> sorted_slot;   // for batch position j, where its sample sits in `raw`
+  std::vector<uint8_t> raw;           // samples in ascending index order, as read
+};
+
+Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
+  const ReaderOptions& o = options_;
+  HORO_CHECK(o.batch > 0, ValueError, o.path, ": batch size must be positive, got ", o.batch);
+  HORO_CHECK(o.world >= 1 && o.rank >= 0 && o.rank < o.world, ValueError, o.path, ": rank ", o.rank,
+             " outside a world of ", o.world);
+  HORO_CHECK(o.remainder != Remainder::Keep || o.world == 1, ValueError, o.path,
+             ": Remainder::Keep gives ranks unequal batch counts; use it with one rank (evaluation) only");
+  HORO_CHECK(o.num_epochs >= 1, ValueError, o.path, ": num_epochs must be at least 1, got ", o.num_epochs);
+  HORO_CHECK(o.workers >= 1, ValueError, o.path, ": at least one worker thread is needed");
+  file_ = std::make_unique<H5DatasetFile>(o.path);
+  const Schema& s = file_->schema();
+  check_transforms(o.transforms, s.sample_shape, o.path);
+  const int64_t n = s.count, round = o.batch * o.world;
+  if (o.remainder == Remainder::Keep) {
+    HORO_CHECK(n > 0, ValueError, o.path, ": the file holds no samples");
+    batches_per_epoch_ = (n + o.batch - 1) / o.batch;
+  } else {
+    HORO_CHECK(n >= round, ValueError, o.path, ": ", n, " samples are fewer than ranks x batch = ", o.world, " x ",
+               o.batch, " = ", round, "; every rank needs at least one full batch");
+    batches_per_epoch_ = o.remainder == Remainder::Drop ? n / round : (n + round - 1) / round;
+  }
+  HORO_CHECK(o.start_epoch >= 0 && o.start_epoch < o.num_epochs && o.start_batch >= 0 &&
+                 o.start_batch < batches_per_epoch_, ValueError, o.path, ": cannot resume at epoch ", o.start_epoch,
+             " batch ", o.start_batch, " of ", o.num_epochs, " epochs x ", batches_per_epoch_, " batches");
+  total_batches_ = (o.num_epochs - o.start_epoch) * batches_per_epoch_ - o.start_batch;
+  const size_t batch_bytes = static_cast<size_t>(o.batch) *
+                             (static_cast<size_t>(s.sample_bytes()) + static_cast<size_t>(shape_numel(s.sample_shape)) * 4 + 24);
+  max_in_flight_ = std::max<int64_t>(1, static_cast<int64_t>(o.prefetch_bytes / std::max<size_t>(1, batch_bytes)));
+  threads_.emplace_back([this] { io_loop(); });
+  for (int w = 0; w < o.workers; ++w) threads_.emplace_back([this] { worker_loop(); });
+}
+
+Reader::~Reader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+int64_t Reader::samples_per_epoch() const {
+  if (options_.remainder == Remainder::Keep) return file_->schema().count;
+  return batches_per_epoch_ * options_.batch;
+}
+
+std::vector<int64_t> Reader::sample_indices(int64_t epoch, int64_t batch) const {
+  const int64_t n = file_->schema().count;
+  auto it = permutations_.find(epoch);
+  if (it == permutations_.end()) {
+    permutations_.clear();  // epochs are read in order: only the current one is needed
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    if (options_.shuffle) order = permutation(n, options_.seed, static_cast<uint64_t>(epoch));
+    else std::iota(order.begin(), order.end(), int64_t{0});
+    it = permutations_.emplace(epoch, std::move(order)).first;
+  }
+  const auto& order = it->second;
+  std::vector<int64_t> out;
+  if (options_.remainder == Remainder::Keep) {
+    for (int64_t k = batch * options_.batch; k < std::min(n, (batch + 1) * options_.batch); ++k) out.push_back(order[k]);
+    return out;
+  }
+  for (int64_t j = 0; j < options_.batch; ++j) {
+    const int64_t k = (batch * options_.batch + j) * options_.world + options_.rank;
+    out.push_back(order[static_cast<size_t>(k % n)]);  // k >= n only under Remainder::Pad: wrap around
+  }
+  return out;
+}
+
+void Reader::fail(std::exception_ptr error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = error;
+  }
+  changed_.notify_all();
+}
+
+void Reader::io_loop() {
+  try {
+    const int64_t first = options_.start_epoch * batches_per_epoch_ + options_.start_batch;
+    const int64_t sample_bytes = file_->schema().sample_bytes();
+    for (;;) {
+      int64_t sequence = 0;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || error_ || next_to_read_ == total_batches_ || in_flight_ < max_in_flight_; });
+        if (stopping_ || error_ || next_to_read_ == total_batches_) return;
+        sequence = next_to_read_++;
+        ++in_flight_;
+      }
+      auto task = std::make_unique<Task>();
+      task->sequence = sequence;
+      task->epoch = (first + sequence) / batches_per_epoch_;
+      task->index = (first + sequence) % batches_per_epoch_;
+      task->indices = sample_indices(task->epoch, task->index);
+      // Read in ascending order (one hyperslab union, sequential on disk), remember where each went.
+      std::vector<int64_t> by_index(task->indices.size());
+      std::iota(by_index.begin(), by_index.end(), int64_t{0});
+      std::sort(by_index.begin(), by_index.end(), [&](int64_t a, int64_t b) { return task->indices[a] < task->indices[b]; });
+      std::vector<int64_t> sorted;
+      task->sorted_slot.assign(task->indices.size(), 0);
+      for (int64_t j : by_index) {
+        if (sorted.empty() || sorted.back() != task->indices[j]) sorted.push_back(task->indices[j]);
+        task->sorted_slot[j] = static_cast<int64_t>(sorted.size()) - 1;
+      }
+      task->raw.resize(sorted.size() * static_cast<size_t>(sample_bytes));
+      file_->read(sorted, task->raw.data());
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        raw_.push_back(std::move(task));
+      }
+      changed_.notify_all();
+    }
+  } catch (...) {
+    fail(std::current_exception());
+  }
+}
+
+void Reader::worker_loop() {
+  try {
+    const Schema& s = file_->schema();
+    const int64_t sample_bytes = s.sample_bytes(), sample_values = shape_numel(s.sample_shape);
+    for (;;) {
+      std::unique_ptr<Task> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || error_ || !raw_.empty(); });
+        if (stopping_ || error_) return;
+        task = std::move(raw_.front());
+        raw_.erase(raw_.begin());
+      }
+      const int64_t b = static_cast<int64_t>(task->indices.size());
+      Shape shape{b};
+      shape.insert(shape.end(), s.sample_shape.begin(), s.sample_shape.end());
+      ReaderBatch out{Tensor::empty(shape), Tensor(), Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
+      if (s.has_labels) out.labels = Tensor::empty({b}, DType::Int64);
+      float* data = out.data.data<float>();
+      for (int64_t j = 0; j < b; ++j) {
+        const int64_t sample = task->indices[j];
+        const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
+                                                static_cast<uint64_t>(sample));
+        transform_sample(options_.transforms, s.data_dtype, s.sample_shape,
+                         task->raw.data() + task->sorted_slot[j] * sample_bytes, draw, data + j * sample_values);
+        if (s.has_labels) out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ready_.emplace(task->sequence, std::move(out));
+      }
+      changed_.notify_all();
+    }
+  } catch (...) {
+    fail(std::current_exception());
+  }
+}
+
+std::optional<ReaderBatch> Reader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (next_to_return_ == total_batches_) return std::nullopt;
+  auto ready = [&] { return error_ || ready_.count(next_to_return_) > 0; };
+  if (!ready()) {
+    const auto start = std::chrono::steady_clock::now();
+    changed_.wait(lock, ready);
+    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  if (error_) std::rethrow_exception(error_);
+  auto node = ready_.extract(next_to_return_);
+  ++next_to_return_;
+  --in_flight_;
+  lock.unlock();
+  changed_.notify_all();
+  return std::move(node.mapped());
+}
+
+}  // namespace horo::data

@@ -1,0 +1,94 @@
+// A Petastorm-like reader over horo's HDF5 layout: each rank reads its own shard of a per-epoch
+// global permutation, in full batches, ahead of the consumer.
+//
+//  - Sharding is by sample: epoch e's permutation (a pure function of (seed, e)) is cut into
+//    positions k = 0, 1, ...; rank r takes positions k = r (mod world). Every rank gets the same
+//    number of full batches; the samples that do not fill a last round are dropped (Remainder::Drop)
+//    or the permutation wraps around to fill it (Remainder::Pad). Remainder::Keep (one rank only)
+//    reads every sample once in file order with a short last batch, for evaluation.
+//  - One I/O thread holds the HDF5 lock and reads each batch's samples as one sorted hyperslab union;
+//    worker threads reorder, convert and transform; at most prefetch_bytes of batches are in flight.
+//  - A failure on any thread reaches the consumer as the exception itself, from next().
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/h5_dataset.h"
+#include "data/transforms.h"
+
+namespace horo::data {
+
+enum class Remainder { Drop, Pad, Keep };
+
+struct ReaderOptions {
+  std::string path;
+  int64_t batch = 64;
+  int64_t rank = 0, world = 1;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  Remainder remainder = Remainder::Drop;
+  int64_t num_epochs = 1;
+  int64_t start_epoch = 0, start_batch = 0;  // resume: the first batch to produce
+  TransformOptions transforms;
+  size_t prefetch_bytes = size_t{64} << 20;
+  int workers = 1;  // decode/transform threads (the I/O thread is extra)
+};
+
+struct ReaderBatch {
+  Tensor data;    // float32 [B, ...sample shape]
+  Tensor labels;  // int64 [B] (undefined for unlabelled files)
+  Tensor indices; // int64 [B]: the samples' indices in the file
+  int64_t epoch = 0, index = 0;
+};
+
+class Reader {
+ public:
+  explicit Reader(ReaderOptions options);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // The next batch in (epoch, index) order, or nothing after the last epoch.
+  std::optional<ReaderBatch> next();
+  const Schema& schema() const { return file_->schema(); }
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  // Samples this rank sees per epoch (padding included).
+  int64_t samples_per_epoch() const;
+  // Seconds next() spent waiting for a batch that was not ready yet.
+  double wait_seconds() const { return wait_seconds_; }
+  // Batches allowed in flight, from prefetch_bytes.
+  int64_t max_in_flight() const { return max_in_flight_; }
+
+ private:
+  struct Task;
+  std::vector<int64_t> sample_indices(int64_t epoch, int64_t batch) const;
+  void io_loop();
+  void worker_loop();
+  void fail(std::exception_ptr error);
+
+  ReaderOptions options_;
+  std::unique_ptr<H5DatasetFile> file_;
+  int64_t batches_per_epoch_ = 0, total_batches_ = 0, max_in_flight_ = 1;
+  mutable std::map<int64_t, std::vector<int64_t>> permutations_;  // by epoch, I/O thread only
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::unique_ptr<Task>> raw_;        // read, waiting for a worker
+  std::map<int64_t, ReaderBatch> ready_;          // by sequence number
+  int64_t next_to_read_ = 0, next_to_return_ = 0, in_flight_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  double wait_seconds_ = 0.0;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace horo::data
