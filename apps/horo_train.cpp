@@ -1,5 +1,6 @@
 // horo-train: trains W1 (cnn) or W2 (mlp) on Fashion-MNIST.
 //   horo-train --model cnn --epochs 10 --batch 64 --lr 1e-3
+//   horo-train --model cnn --train train.h5 --val test.h5 --hflip --crop-padding 2
 // Prints one line per epoch and, last, `epochs=E train_images_per_s=R test_accuracy=A`.
 #include <CLI/CLI.hpp>
 
@@ -15,7 +16,9 @@ int main(int argc, char** argv) {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   horo::apps::TrainConfig config;
   int threads = 0;
-  int64_t train_images = -1, test_images = -1;
+  int64_t train_images = -1, test_images = -1, crop_padding = 0;
+  std::string train_file, val_file;
+  bool hflip = false;
 
   CLI::App app{"horo-train: train a reference model on Fashion-MNIST"};
   app.add_option("--model", model_name, "model: cnn (W1) or mlp (W2)")->check(CLI::IsMember({"cnn", "mlp"}))->capture_default_str();
@@ -28,31 +31,71 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "directory with the IDX files (plain or .gz)")->capture_default_str();
   app.add_option("--train-images", train_images, "use only the first N training images (-1: all)")->capture_default_str();
   app.add_option("--test-images", test_images, "use only the first N test images (-1: all)")->capture_default_str();
+  app.add_option("--train", train_file, "HDF5 training set (docs/data-format.md) instead of the IDX files");
+  app.add_option("--val", val_file, "HDF5 validation set, evaluated after each epoch");
+  app.add_flag("--hflip", hflip, "random horizontal flips (HDF5 input)");
+  app.add_option("--crop-padding", crop_padding, "random crops after zero padding by N pixels (HDF5 input)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (threads > 0) horo::set_num_threads(threads);
     horo::manual_seed(config.seed);
-    const auto train_set = horo::data::take(horo::data::load_mnist_split(data_dir, true), train_images);
-    const auto test_set = horo::data::take(horo::data::load_mnist_split(data_dir, false), test_images);
-    auto model = horo::nn::make_model(model_name);
+    std::unique_ptr<horo::apps::BatchSource> train_batches;
+    std::function<double()> evaluate;
+    horo::data::ImageDataset test_set;
+    int64_t train_count = 0, test_count = 0, classes = 10;
+    if (!train_file.empty()) {
+      auto options = horo::apps::reader_options(train_file, config.batch, config.seed, config.epochs);
+      options.transforms.random_hflip = hflip;
+      options.transforms.random_crop_padding = crop_padding;
+      auto source = std::make_unique<horo::apps::ReaderSource>(options);
+      train_count = source->batches_per_epoch() * config.batch;
+      if (source->schema().num_classes > 0) classes = source->schema().num_classes;  // the head fits the data
+      train_batches = std::move(source);
+    } else {
+      auto train_set = horo::data::take(horo::data::load_mnist_split(data_dir, true), train_images);
+      train_count = train_set.size();
+      train_batches = std::make_unique<horo::apps::MemorySource>(train_set, config.batch, config.seed);
+    }
+    auto model = horo::nn::make_model(model_name, classes);
+    if (!val_file.empty()) {
+      auto options = horo::apps::reader_options(val_file, 1000, 0, 1);
+      options.shuffle = false;
+      options.remainder = horo::data::Remainder::Keep;
+      test_count = horo::data::H5DatasetFile(val_file).schema().count;
+      evaluate = [options, &model] {
+        horo::apps::ReaderSource batches(options);
+        return horo::apps::evaluate(*model, batches);
+      };
+    } else if (train_file.empty()) {
+      test_set = horo::data::take(horo::data::load_mnist_split(data_dir, false), test_images);
+      test_count = test_set.size();
+      evaluate = [&] { return horo::apps::evaluate(*model, test_set); };
+    }
     horo::optim::Adam optimizer(model->parameters(), {.lr = config.lr});
     std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d seed=%llu\n",
                 model_name.c_str(), static_cast<long long>(model->parameter_count()),
-                static_cast<long long>(train_set.size()), static_cast<long long>(test_set.size()),
+                static_cast<long long>(train_count), static_cast<long long>(test_count),
                 static_cast<long long>(config.batch), static_cast<double>(config.lr), horo::get_num_threads(),
                 static_cast<unsigned long long>(config.seed));
     std::fflush(stdout);
-    const auto result = horo::apps::train(*model, optimizer, train_set, test_set, config,
+    const auto result = horo::apps::train(*model, optimizer, *train_batches, evaluate, config,
         [&](const horo::apps::EpochReport& r) {
-          std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f time=%.1fs\n",
+          std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f "
+                      "data_wait=%.1f%% time=%.1fs\n",
                       static_cast<long long>(r.epoch), static_cast<long long>(config.epochs),
                       static_cast<long long>(r.steps), r.loss, r.train_accuracy, r.test_accuracy, r.images_per_s,
-                      r.seconds);
+                      100.0 * r.data_wait_share, r.seconds);
           std::fflush(stdout);
         });
-    std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f\n", static_cast<long long>(result.epochs),
-                result.train_images_per_s, result.test_accuracy);
+    if (evaluate) {
+      std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f\n", static_cast<long long>(result.epochs),
+                  result.train_images_per_s, result.test_accuracy);
+    } else {
+      std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=nan\n", static_cast<long long>(result.epochs),
+                  result.train_images_per_s);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "horo-train: error: %s\n", e.what());

@@ -42,6 +42,64 @@ std::string locate_non_finite(nn::Module& model, const Tensor& images) {
 
 }  // namespace
 
+MemorySource::MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed)
+    : dataset_(std::move(dataset)), batch_(batch), seed_(seed) {
+  HORO_CHECK(batch > 0, ValueError, "batch size must be positive, got ", batch);
+  HORO_CHECK(dataset_.size() > 0, ValueError, "the training set is empty");
+}
+
+int64_t MemorySource::batches_per_epoch() const { return (dataset_.size() + batch_ - 1) / batch_; }
+
+std::optional<data::Batch> MemorySource::next(int64_t epoch) {
+  const auto start = Clock::now();
+  if (epoch != epoch_) {
+    epoch_ = epoch;
+    position_ = 0;
+    order_ = data::permutation(dataset_.size(), seed_, static_cast<uint64_t>(epoch));
+  }
+  if (position_ >= dataset_.size()) return std::nullopt;
+  const int64_t end = std::min(dataset_.size(), position_ + batch_);
+  data::Batch batch = data::gather_batch(dataset_, order_, position_, end);
+  position_ = end;
+  wait_seconds_ += seconds_since(start);
+  return batch;
+}
+
+ReaderSource::ReaderSource(const data::ReaderOptions& options) : reader_(options) {}
+
+std::optional<data::Batch> ReaderSource::next(int64_t epoch) {
+  if (!pending_) pending_ = reader_.next();
+  if (!pending_ || pending_->epoch != epoch) return std::nullopt;
+  data::Batch batch{pending_->data, pending_->labels};
+  pending_.reset();
+  return batch;
+}
+
+data::ReaderOptions reader_options(const std::string& path, int64_t batch, uint64_t seed, int64_t epochs) {
+  data::ReaderOptions o;
+  o.path = path;
+  o.batch = batch;
+  o.seed = seed;
+  o.num_epochs = epochs;
+  const data::H5DatasetFile file(path);
+  for (double m : file.schema().mean) o.transforms.mean.push_back(static_cast<float>(m));
+  for (double s : file.schema().std) o.transforms.std.push_back(static_cast<float>(s));
+  return o;
+}
+
+double evaluate(nn::Module& model, BatchSource& batches) {
+  const bool was_training = model.is_training();
+  model.eval();
+  autograd::NoGradGuard no_grad;
+  int64_t correct = 0, seen = 0;
+  while (auto batch = batches.next(0)) {
+    correct += count_correct(model.forward(batch->images), batch->labels);
+    seen += batch->labels.numel();
+  }
+  model.train(was_training);
+  return seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+}
+
 double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t batch) {
   const bool was_training = model.is_training();
   model.eval();
@@ -72,40 +130,39 @@ float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& i
   return value;
 }
 
-TrainResult train(nn::Module& model, optim::Optimizer& optimizer, const data::ImageDataset& train_set,
-                  const data::ImageDataset& test_set, const TrainConfig& config,
+TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
+                  const std::function<double()>& evaluate_fn, const TrainConfig& config,
                   const std::function<void(const EpochReport&)>& on_epoch) {
-  HORO_CHECK(config.batch > 0, ValueError, "batch size must be positive, got ", config.batch);
-  HORO_CHECK(train_set.size() > 0, ValueError, "the training set is empty");
   TrainResult result;
   double train_seconds = 0.0;
   int64_t images_seen = 0, total_steps = 0;
   for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
     if (config.max_steps >= 0 && total_steps >= config.max_steps) break;
     model.train();
-    const auto order = data::permutation(train_set.size(), config.seed, static_cast<uint64_t>(epoch));
     EpochReport report{.epoch = epoch + 1};
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
+    const double wait_before = train_batches.wait_seconds();
     const auto start = Clock::now();
-    for (int64_t begin = 0; begin < train_set.size(); begin += config.batch) {
-      if (config.max_steps >= 0 && total_steps >= config.max_steps) break;
-      const int64_t end = std::min(train_set.size(), begin + config.batch);
-      const data::Batch batch = data::gather_batch(train_set, order, begin, end);
+    while (config.max_steps < 0 || total_steps < config.max_steps) {
+      const auto batch = train_batches.next(epoch);
+      if (!batch) break;
+      const int64_t size = batch->labels.numel();
       Tensor logits;
-      loss_sum += static_cast<double>(train_step(model, optimizer, batch.images, batch.labels, &logits)) * (end - begin);
-      correct += count_correct(logits, batch.labels);
-      seen += end - begin;
+      loss_sum += static_cast<double>(train_step(model, optimizer, batch->images, batch->labels, &logits)) * size;
+      correct += count_correct(logits, batch->labels);
+      seen += size;
       ++report.steps;
       ++total_steps;
     }
     report.seconds = seconds_since(start);
+    report.data_wait_share = report.seconds > 0 ? (train_batches.wait_seconds() - wait_before) / report.seconds : 0.0;
     train_seconds += report.seconds;
     images_seen += seen;
     report.loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
     report.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
     report.images_per_s = report.seconds > 0 ? static_cast<double>(seen) / report.seconds : 0.0;
-    report.test_accuracy = evaluate(model, test_set);
+    report.test_accuracy = evaluate_fn ? evaluate_fn() : 0.0;
     result.epochs = epoch + 1;
     result.test_accuracy = report.test_accuracy;
     if (on_epoch) on_epoch(report);

@@ -1,13 +1,17 @@
 // The training loop behind horo-train: epochs of shuffled mini-batches, cross-entropy, an optimizer
-// step per batch, evaluation after each epoch, one progress line per epoch.
+// step per batch, evaluation after each epoch, one progress line per epoch. Batches come from a
+// BatchSource: Fashion-MNIST held in memory (IDX files) or the HDF5 reader.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "data/idx.h"
+#include "data/reader.h"
+#include "data/sampler.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 
@@ -21,14 +25,60 @@ struct TrainConfig {
   int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
 };
 
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // The next batch of epoch `epoch` (0-based), or nothing at the epoch's end.
+  virtual std::optional<data::Batch> next(int64_t epoch) = 0;
+  virtual int64_t batches_per_epoch() const = 0;
+  // Seconds the consumer has spent waiting for data so far.
+  virtual double wait_seconds() const { return 0.0; }
+};
+
+// An in-memory dataset, reshuffled each epoch by (seed, epoch); the last batch may be short.
+class MemorySource : public BatchSource {
+ public:
+  MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed);
+  std::optional<data::Batch> next(int64_t epoch) override;
+  int64_t batches_per_epoch() const override;
+  double wait_seconds() const override { return wait_seconds_; }
+
+ private:
+  data::ImageDataset dataset_;
+  int64_t batch_;
+  uint64_t seed_;
+  int64_t epoch_ = -1, position_ = 0;
+  std::vector<int64_t> order_;
+  double wait_seconds_ = 0.0;  // time spent assembling batches on the training thread
+};
+
+// The HDF5 reader, prefetching in the background across all epochs.
+class ReaderSource : public BatchSource {
+ public:
+  explicit ReaderSource(const data::ReaderOptions& options);
+  std::optional<data::Batch> next(int64_t epoch) override;
+  int64_t batches_per_epoch() const override { return reader_.batches_per_epoch(); }
+  double wait_seconds() const override { return reader_.wait_seconds(); }
+  const data::Schema& schema() const { return reader_.schema(); }
+
+ private:
+  data::Reader reader_;
+  std::optional<data::ReaderBatch> pending_;  // read ahead of an epoch boundary
+};
+
+// Reader options for an HDF5 file with horo-train's defaults: normalised by the file's mean/std
+// attributes when it has them.
+data::ReaderOptions reader_options(const std::string& path, int64_t batch, uint64_t seed, int64_t epochs);
+
 struct EpochReport {
   int64_t epoch = 0;  // 1-based
   int64_t steps = 0;
   double loss = 0.0;            // mean training loss over the epoch
   double train_accuracy = 0.0;  // on the training batches, in training mode
   double test_accuracy = 0.0;
-  double images_per_s = 0.0;  // training images per second of training time (evaluation excluded)
+  double images_per_s = 0.0;    // training images per second of training time (evaluation excluded)
   double seconds = 0.0;
+  double data_wait_share = 0.0;  // share of the epoch's training time spent waiting for batches
 };
 
 struct TrainResult {
@@ -37,7 +87,9 @@ struct TrainResult {
   double test_accuracy = 0.0;
 };
 
-// Accuracy of model on dataset, in eval mode and without recording gradients.
+// Accuracy over every batch a source yields for epoch 0, in eval mode and without gradients.
+double evaluate(nn::Module& model, BatchSource& batches);
+// Accuracy of model on an in-memory dataset.
 double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t batch = 1000);
 
 // One optimizer step on a batch; returns the loss. Throws NumericError naming the layer (found by
@@ -45,8 +97,8 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
                  Tensor* logits_out = nullptr);
 
-TrainResult train(nn::Module& model, optim::Optimizer& optimizer, const data::ImageDataset& train_set,
-                  const data::ImageDataset& test_set, const TrainConfig& config,
+TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
+                  const std::function<double()>& evaluate_fn, const TrainConfig& config,
                   const std::function<void(const EpochReport&)>& on_epoch);
 
 }  // namespace horo::apps

@@ -22,6 +22,16 @@ H5DatasetFile::H5DatasetFile(const std::string& path) {
              shape_str(shape));
   schema_.count = shape[0];
   schema_.sample_shape.assign(shape.begin() + 1, shape.end());
+  {
+    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+    h5::Handle props(h5::check_id(H5Dget_create_plist(data_.get()), where, "reading the layout"), H5Pclose);
+    if (H5Pget_layout(props.get()) == H5D_CHUNKED) {
+      std::vector<hsize_t> chunk(shape.size());
+      h5::check(H5Pget_chunk(props.get(), static_cast<int>(chunk.size()), chunk.data()) >= 0 ? 0 : -1, where,
+                "reading the chunk shape");
+      block_samples_ = std::max<int64_t>(1, static_cast<int64_t>(chunk[0]));
+    }
+  }
 
   schema_.class_names = h5::read_string_list(f, "class_names", path);
   schema_.mean = h5::read_doubles(f, "mean", path);
@@ -54,35 +64,25 @@ H5DatasetFile::H5DatasetFile(const std::string& path) {
   }
 }
 
-void H5DatasetFile::read(const std::vector<int64_t>& sorted_indices, void* out) const {
-  if (sorted_indices.empty()) return;
-  h5::quiet_this_thread();
+int64_t H5DatasetFile::read_block(int64_t b, void* out) const {
   const std::string where = schema_.path + ":/" + schema_.data_name;
+  HORO_CHECK(b >= 0 && b < block_count(), ValueError, where, ": block ", b, " outside [0, ", block_count(), ")");
+  h5::quiet_this_thread();
+  const int64_t first = b * block_samples_, count = std::min(block_samples_, schema_.count - first);
   const size_t rank = schema_.sample_shape.size() + 1;
-  std::vector<hsize_t> start(rank, 0), count(rank);
-  for (size_t d = 1; d < rank; ++d) count[d] = static_cast<hsize_t>(schema_.sample_shape[d - 1]);
+  std::vector<hsize_t> start(rank, 0), dims(rank);
+  start[0] = static_cast<hsize_t>(first);
+  dims[0] = static_cast<hsize_t>(count);
+  for (size_t d = 1; d < rank; ++d) dims[d] = static_cast<hsize_t>(schema_.sample_shape[d - 1]);
   std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
   h5::Handle file_space(h5::check_id(H5Dget_space(data_.get()), where, "reading the shape"), H5Sclose);
-  // One hyperslab per run of consecutive indices, OR-ed into one selection: a single read call.
-  bool first = true;
-  for (size_t i = 0; i < sorted_indices.size();) {
-    size_t j = i + 1;
-    while (j < sorted_indices.size() && sorted_indices[j] == sorted_indices[j - 1] + 1) ++j;
-    HORO_CHECK(sorted_indices[i] >= 0 && sorted_indices[j - 1] < schema_.count, ValueError, where, ": sample ",
-               sorted_indices[j - 1], " outside [0, ", schema_.count, ")");
-    start[0] = static_cast<hsize_t>(sorted_indices[i]);
-    count[0] = static_cast<hsize_t>(j - i);
-    h5::check(H5Sselect_hyperslab(file_space.get(), first ? H5S_SELECT_SET : H5S_SELECT_OR, start.data(), nullptr,
-                                  count.data(), nullptr), where, "selecting samples");
-    first = false;
-    i = j;
-  }
-  std::vector<hsize_t> mem_dims(count.begin(), count.end());
-  mem_dims[0] = sorted_indices.size();
-  h5::Handle mem_space(h5::check_id(H5Screate_simple(static_cast<int>(rank), mem_dims.data(), nullptr), where,
+  h5::check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr), where,
+            "selecting samples");
+  h5::Handle mem_space(h5::check_id(H5Screate_simple(static_cast<int>(rank), dims.data(), nullptr), where,
                                     "creating the memory shape"), H5Sclose);
   h5::check(H5Dread(data_.get(), h5::memory_type(schema_.data_dtype), mem_space.get(), file_space.get(), H5P_DEFAULT, out),
             where, "reading samples");
+  return count;
 }
 
 Tensor H5DatasetFile::read_all() const {
@@ -112,7 +112,7 @@ void write_dataset_file(const std::string& path, const Tensor& data, const Tenso
     const int rank = static_cast<int>(data.dim());
     std::vector<hsize_t> dims(data.shape().begin(), data.shape().end());
     const int64_t sample_bytes = data.numel() / std::max<int64_t>(1, data.size(0)) * static_cast<int64_t>(dtype_size(data.dtype()));
-    const int64_t chunk = o.chunk_samples > 0 ? o.chunk_samples : std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, sample_bytes));
+    const int64_t chunk = o.chunk_samples > 0 ? o.chunk_samples : std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, sample_bytes));
     std::vector<hsize_t> chunk_dims = dims;
     chunk_dims[0] = static_cast<hsize_t>(std::clamp<int64_t>(chunk, 1, std::max<int64_t>(1, data.size(0))));
     const std::string where = temporary + ":/" + o.data_name;

@@ -36,9 +36,12 @@ class H5DatasetFile {
   explicit H5DatasetFile(const std::string& path);
   const Schema& schema() const { return schema_; }
   const std::vector<int64_t>& labels() const { return labels_; }
-  // Reads the samples at `sorted_indices` (ascending, no repeats) into `out`, packed in that order.
-  // Consecutive indices are merged into runs, selected as one hyperslab union and read in one call.
-  void read(const std::vector<int64_t>& sorted_indices, void* out) const;
+  // Samples are read in blocks: the dataset's chunks (a block of 1024 samples for an unchunked
+  // dataset). A block is one contiguous hyperslab, which HDF5 reads (and inflates) in one piece.
+  int64_t block_samples() const { return block_samples_; }
+  int64_t block_count() const { return (schema_.count + block_samples_ - 1) / block_samples_; }
+  // Reads block b into out (block_samples() samples, fewer for the last block); returns the count.
+  int64_t read_block(int64_t b, void* out) const;
   // The whole data field as a tensor [N, ...].
   Tensor read_all() const;
 
@@ -46,11 +49,12 @@ class H5DatasetFile {
   Schema schema_;
   h5::Handle file_, data_;
   std::vector<int64_t> labels_;
+  int64_t block_samples_ = 1024;
 };
 
 struct WriteOptions {
   std::string data_name = "images";
-  int64_t chunk_samples = 0;  // 0: about 1 MiB per chunk
+  int64_t chunk_samples = 0;  // 0: about 64 KiB per chunk (small chunks keep shuffled reads cheap)
   int gzip_level = 0;         // 0: no compression; 1-9: gzip with the shuffle filter
   std::vector<std::string> class_names;
   std::vector<double> mean, std;

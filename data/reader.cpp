@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <list>
+#include <unordered_map>
 #include <numeric>
 
 #include "data/sampler.h"
@@ -11,10 +13,55 @@ namespace horo::data {
 
 struct Reader::Task {
   int64_t sequence = 0, epoch = 0, index = 0;
-  std::vector<int64_t> indices;       // samples in batch order
-  std::vector<int64_t> sorted_slot;   // for batch position j, where its sample sits in `raw`
-  std::vector<uint8_t> raw;           // samples in ascending index order, as read
+  std::vector<int64_t> indices;  // samples in batch order
+  std::vector<uint8_t> raw;      // their bytes, in the same order
 };
+
+namespace {
+
+// The I/O thread's least-recently-used cache of file blocks.
+class BlockCache {
+ public:
+  BlockCache(const H5DatasetFile& file, size_t capacity_bytes)
+      : file_(file), block_bytes_(static_cast<size_t>(file.block_samples() * file.schema().sample_bytes())),
+        capacity_(std::max<size_t>(1, capacity_bytes / std::max<size_t>(1, block_bytes_))) {}
+
+  // The bytes of block b, reading it (and evicting the least recently used block) when absent.
+  const uint8_t* get(int64_t b, std::atomic<int64_t>& reads) {
+    auto it = blocks_.find(b);
+    if (it != blocks_.end()) {
+      order_.splice(order_.begin(), order_, it->second.position);
+      return it->second.bytes.data();
+    }
+    std::vector<uint8_t> bytes;
+    if (blocks_.size() >= capacity_) {
+      const int64_t victim = order_.back();
+      order_.pop_back();
+      bytes = std::move(blocks_[victim].bytes);  // reuse the buffer
+      blocks_.erase(victim);
+    }
+    bytes.resize(block_bytes_);
+    file_.read_block(b, bytes.data());
+    ++reads;
+    order_.push_front(b);
+    auto& entry = blocks_[b];
+    entry.bytes = std::move(bytes);
+    entry.position = order_.begin();
+    return entry.bytes.data();
+  }
+
+ private:
+  struct Entry {
+    std::vector<uint8_t> bytes;
+    std::list<int64_t>::iterator position;
+  };
+  const H5DatasetFile& file_;
+  size_t block_bytes_, capacity_;
+  std::list<int64_t> order_;  // most recent first
+  std::unordered_map<int64_t, Entry> blocks_;
+};
+
+}  // namespace
 
 Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
   const ReaderOptions& o = options_;
@@ -96,7 +143,8 @@ void Reader::fail(std::exception_ptr error) {
 void Reader::io_loop() {
   try {
     const int64_t first = options_.start_epoch * batches_per_epoch_ + options_.start_batch;
-    const int64_t sample_bytes = file_->schema().sample_bytes();
+    const int64_t sample_bytes = file_->schema().sample_bytes(), per_block = file_->block_samples();
+    BlockCache cache(*file_, options_.cache_bytes);
     for (;;) {
       int64_t sequence = 0;
       {
@@ -111,18 +159,17 @@ void Reader::io_loop() {
       task->epoch = (first + sequence) / batches_per_epoch_;
       task->index = (first + sequence) % batches_per_epoch_;
       task->indices = sample_indices(task->epoch, task->index);
-      // Read in ascending order (one hyperslab union, sequential on disk), remember where each went.
-      std::vector<int64_t> by_index(task->indices.size());
-      std::iota(by_index.begin(), by_index.end(), int64_t{0});
-      std::sort(by_index.begin(), by_index.end(), [&](int64_t a, int64_t b) { return task->indices[a] < task->indices[b]; });
-      std::vector<int64_t> sorted;
-      task->sorted_slot.assign(task->indices.size(), 0);
-      for (int64_t j : by_index) {
-        if (sorted.empty() || sorted.back() != task->indices[j]) sorted.push_back(task->indices[j]);
-        task->sorted_slot[j] = static_cast<int64_t>(sorted.size()) - 1;
+      // Visit the batch's samples in ascending order so that each block is fetched once per batch.
+      std::vector<size_t> by_index(task->indices.size());
+      std::iota(by_index.begin(), by_index.end(), size_t{0});
+      std::sort(by_index.begin(), by_index.end(), [&](size_t a, size_t b) { return task->indices[a] < task->indices[b]; });
+      task->raw.resize(task->indices.size() * static_cast<size_t>(sample_bytes));
+      for (size_t j : by_index) {
+        const int64_t sample = task->indices[j];
+        const uint8_t* block = cache.get(sample / per_block, blocks_read_);
+        std::memcpy(task->raw.data() + j * static_cast<size_t>(sample_bytes), block + (sample % per_block) * sample_bytes,
+                    static_cast<size_t>(sample_bytes));
       }
-      task->raw.resize(sorted.size() * static_cast<size_t>(sample_bytes));
-      file_->read(sorted, task->raw.data());
       {
         std::lock_guard<std::mutex> lock(mutex_);
         raw_.push_back(std::move(task));
@@ -157,8 +204,8 @@ void Reader::worker_loop() {
         const int64_t sample = task->indices[j];
         const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
                                                 static_cast<uint64_t>(sample));
-        transform_sample(options_.transforms, s.data_dtype, s.sample_shape,
-                         task->raw.data() + task->sorted_slot[j] * sample_bytes, draw, data + j * sample_values);
+        transform_sample(options_.transforms, s.data_dtype, s.sample_shape, task->raw.data() + j * sample_bytes, draw,
+                         data + j * sample_values);
         if (s.has_labels) out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
       }
       {

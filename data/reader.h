@@ -6,11 +6,14 @@
 //    number of full batches; the samples that do not fill a last round are dropped (Remainder::Drop)
 //    or the permutation wraps around to fill it (Remainder::Pad). Remainder::Keep (one rank only)
 //    reads every sample once in file order with a short last batch, for evaluation.
-//  - One I/O thread holds the HDF5 lock and reads each batch's samples as one sorted hyperslab union;
-//    worker threads reorder, convert and transform; at most prefetch_bytes of batches are in flight.
+//  - One I/O thread holds the HDF5 lock and reads blocks (the file's chunks) as whole hyperslabs, in
+//    ascending order, into an LRU block cache of cache_bytes; a batch's samples are copied out of it.
+//    Worker threads convert and transform; at most prefetch_bytes of batches are in flight. Memory is
+//    bounded by cache_bytes + prefetch_bytes whatever the file size.
 //  - A failure on any thread reaches the consumer as the exception itself, from next().
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -40,6 +43,7 @@ struct ReaderOptions {
   int64_t start_epoch = 0, start_batch = 0;  // resume: the first batch to produce
   TransformOptions transforms;
   size_t prefetch_bytes = size_t{64} << 20;
+  size_t cache_bytes = size_t{64} << 20;  // blocks kept for reuse (at least one block is always kept)
   int workers = 1;  // decode/transform threads (the I/O thread is extra)
 };
 
@@ -67,6 +71,8 @@ class Reader {
   double wait_seconds() const { return wait_seconds_; }
   // Batches allowed in flight, from prefetch_bytes.
   int64_t max_in_flight() const { return max_in_flight_; }
+  // Blocks read from the file so far (a block read again after eviction counts again).
+  int64_t blocks_read() const { return blocks_read_; }
 
  private:
   struct Task;
@@ -88,6 +94,7 @@ class Reader {
   bool stopping_ = false;
   std::exception_ptr error_;
   double wait_seconds_ = 0.0;
+  std::atomic<int64_t> blocks_read_{0};
   std::vector<std::thread> threads_;
 };
 
