@@ -22,6 +22,7 @@ class AccumulateGrad : public Node {
       } else {
         ops::accumulate(target, grad);
       }
+      for (const auto& hook : leaf->grad_ready_hooks) hook();
     }
     return {};
   }

@@ -209,6 +209,8 @@ Tensor& Tensor::set_requires_grad(bool on) {
 
 Tensor Tensor::grad() const { return checked().grad; }
 void Tensor::set_grad(const Tensor& grad) { checked(); impl_->grad = grad; }
+void Tensor::add_grad_ready_hook(std::function<void()> fn) { checked(); impl_->grad_ready_hooks.push_back(std::move(fn)); }
+void Tensor::clear_grad_ready_hooks() { checked(); impl_->grad_ready_hooks.clear(); }
 std::shared_ptr<autograd::Node> Tensor::grad_fn() const { return checked().grad_fn; }
 bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
 

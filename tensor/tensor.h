@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -75,6 +76,9 @@ class Tensor {
   Tensor& set_requires_grad(bool on);
   Tensor grad() const;  // undefined until a backward pass reaches this leaf
   void set_grad(const Tensor& grad);
+  // Registers fn to run each time a backward pass has accumulated into this leaf's grad().
+  void add_grad_ready_hook(std::function<void()> fn);
+  void clear_grad_ready_hooks();
   std::shared_ptr<autograd::Node> grad_fn() const;
   bool is_leaf() const;
   // Reverse-mode differentiation of this tensor (a scalar unless grad_output is given); defined in nn/.
@@ -101,6 +105,9 @@ struct TensorImpl {
   Tensor grad;
   std::shared_ptr<autograd::Node> grad_fn;      // the op that produced this tensor, if recorded
   std::shared_ptr<autograd::Node> accumulator;  // for leaves: adds incoming gradients to `grad`
+  // Called after backward has added a gradient into `grad` (the distributed reducer starts
+  // communicating a parameter's gradient from here, while backward goes on).
+  std::vector<std::function<void()>> grad_ready_hooks;
 };
 
 template <typename T>

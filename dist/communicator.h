@@ -1,0 +1,84 @@
+// dist::Communicator: rank, size, the node-local rank and size, and the collectives data-parallel
+// training needs, over one of three backends: `local` (one process, no MPI), `mpi` (Open MPI; the
+// allreduce either horo's own ring or MPI_Allreduce, chosen by HORO_ALLREDUCE) and, with CUDA, `nccl`.
+// make_communicator() picks `local` when the process was not started by mpirun, `mpi` otherwise.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace horo::dist {
+
+enum class ReduceOp { Sum, Average };
+enum class Compression { None, Fp16 };  // fp16: values cross the wire as IEEE half floats
+enum class Algorithm { Ring, Mpi };
+
+// A collective made no progress for HORO_STALL_TIMEOUT seconds; the message names the collective,
+// its tensors and the ranks that never reached it.
+class StallError : public Error { using Error::Error; };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+  // "local", "mpi/ring", "mpi/mpi".
+  virtual std::string name() const = 0;
+
+  // In place on `count` floats: the sum (or average) over all ranks.
+  virtual void allreduce(float* data, int64_t count, ReduceOp op, Compression compression = Compression::None) = 0;
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  // Each rank contributes bytes_each bytes; recv receives size() * bytes_each, in rank order.
+  virtual void allgather(const void* send, int64_t bytes_each, void* recv) = 0;
+  virtual void barrier() = 0;
+  // A communicator over the same ranks whose traffic never mixes with this one's (for a thread of its own).
+  virtual std::unique_ptr<Communicator> duplicate() const = 0;
+
+  // Names the next collective for stall reports; every rank announces the same (step, index)
+  // sequence, so a rank that is missing can be named. A no-op for one process.
+  virtual void announce(int64_t step, int64_t index, const std::string& what) { (void)step, (void)index, (void)what; }
+  // Seconds without progress before a collective throws StallError (0: wait forever).
+  void set_stall_timeout(double seconds) { stall_timeout_ = seconds; }
+  double stall_timeout() const { return stall_timeout_; }
+
+  void allreduce(Tensor& tensor, ReduceOp op, Compression compression = Compression::None);
+  void broadcast(Tensor& tensor, int root);
+
+ protected:
+  double stall_timeout_ = 0.0;
+};
+
+// One process, no MPI: every collective is the identity.
+class LocalCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  std::string name() const override { return "local"; }
+  void allreduce(float*, int64_t, ReduceOp, Compression) override {}
+  void broadcast(void*, int64_t, int root) override;
+  void allgather(const void* send, int64_t bytes_each, void* recv) override;
+  void barrier() override {}
+  std::unique_ptr<Communicator> duplicate() const override { return std::make_unique<LocalCommunicator>(); }
+};
+
+// True when an MPI launcher (mpirun, srun with PMI) started this process.
+bool launched_by_mpi();
+// `local`, or `mpi` under a launcher; HORO_ALLREDUCE=ring|mpi picks the allreduce (ring by default)
+// and HORO_STALL_TIMEOUT the watchdog (seconds, 300 by default). Throws when launched by MPI but
+// built without it.
+std::unique_ptr<Communicator> make_communicator();
+// Ends every process of the job with `code` (MPI_Abort under MPI): for main() after an error on one
+// rank, so that no other rank waits forever in a collective.
+[[noreturn]] void abort_job(int code);
+
+// The MPI-backed communicator, or null when horo was built without MPI.
+std::unique_ptr<Communicator> make_mpi_communicator(Algorithm algorithm, double stall_timeout);
+
+}  // namespace horo::dist

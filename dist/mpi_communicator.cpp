@@ -1,0 +1,313 @@
+// The MPI communicator: collectives over Open MPI, the allreduce either horo's ring (reduce-scatter
+// then allgather, chunked and pipelined) or MPI_Iallreduce. Every wait polls with a deadline and
+// drains the peers' arrival notices, so a stalled collective names the ranks that never reached it.
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "dist/communicator.h"
+
+namespace horo::dist {
+namespace {
+
+#define MPI_CHECK(call)                                                                          \
+  do {                                                                                           \
+    const int mpi_status_ = (call);                                                              \
+    if (mpi_status_ != MPI_SUCCESS) {                                                            \
+      char text_[MPI_MAX_ERROR_STRING];                                                          \
+      int length_ = 0;                                                                           \
+      MPI_Error_string(mpi_status_, text_, &length_);                                            \
+      throw BackendError(detail::concat(#call, " failed: ", std::string(text_, static_cast<size_t>(length_)))); \
+    }                                                                                            \
+  } while (0)
+
+using Half = _Float16;
+static_assert(sizeof(Half) == 2);
+
+void ensure_mpi_initialised() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int initialised = 0;
+    MPI_CHECK(MPI_Initialized(&initialised));
+    if (initialised) return;
+    int provided = 0;
+    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
+    HORO_CHECK(provided >= MPI_THREAD_MULTIPLE, BackendError,
+               "MPI does not provide MPI_THREAD_MULTIPLE, which the gradient reducer's thread needs");
+    // Errors come back as codes (and become exceptions) instead of aborting the job inside MPI.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    std::atexit([] {
+      int finalized = 0;
+      MPI_Finalized(&finalized);
+      if (!finalized) MPI_Finalize();
+    });
+  });
+}
+
+void half_sum(void* in, void* inout, int* count, MPI_Datatype*) {
+  const Half* a = static_cast<const Half*>(in);
+  Half* b = static_cast<Half*>(inout);
+  for (int i = 0; i < *count; ++i) b[i] = static_cast<Half>(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+template <typename T> MPI_Datatype mpi_type();
+template <> MPI_Datatype mpi_type<float>() { return MPI_FLOAT; }
+template <> MPI_Datatype mpi_type<Half>() { return MPI_UINT16_T; }
+
+constexpr int kArrivalTag = 7;
+constexpr int64_t kChunkBytes = int64_t{1} << 20;
+
+class MpiCommunicator : public Communicator {
+ public:
+  MpiCommunicator(MPI_Comm parent, Algorithm algorithm, double stall_timeout) : algorithm_(algorithm) {
+    stall_timeout_ = stall_timeout;
+    MPI_CHECK(MPI_Comm_dup(parent, &comm_));
+    MPI_CHECK(MPI_Comm_dup(parent, &control_));
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+    MPI_CHECK(MPI_Comm_size(node, &local_size_));
+    MPI_Comm_free(&node);
+    MPI_CHECK(MPI_Op_create(half_sum, 1, &half_sum_op_));
+    arrived_.assign(static_cast<size_t>(size_), {-1, -1});
+  }
+
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    for (auto& pending : sends_) MPI_Request_free(&pending.request);
+    MPI_Op_free(&half_sum_op_);
+    MPI_Comm_free(&control_);
+    MPI_Comm_free(&comm_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string name() const override { return algorithm_ == Algorithm::Ring ? "mpi/ring" : "mpi/mpi"; }
+
+  std::unique_ptr<Communicator> duplicate() const override {
+    return std::make_unique<MpiCommunicator>(comm_, algorithm_, stall_timeout_);
+  }
+
+  void announce(int64_t step, int64_t index, const std::string& what) override {
+    current_ = {step, index};
+    current_what_ = what;
+    arrived_[static_cast<size_t>(rank_)] = current_;
+    // Retire finished notices, then tell every peer that this rank has reached (step, index).
+    while (!sends_.empty()) {
+      int done = 0;
+      MPI_CHECK(MPI_Test(&sends_.front().request, &done, MPI_STATUS_IGNORE));
+      if (!done) break;
+      sends_.pop_front();
+    }
+    for (int peer = 0; peer < size_; ++peer) {
+      if (peer == rank_) continue;
+      sends_.push_back({{step, index}, MPI_REQUEST_NULL});
+      Pending& p = sends_.back();
+      MPI_CHECK(MPI_Isend(p.payload, 2, MPI_INT64_T, peer, kArrivalTag, control_, &p.request));
+    }
+  }
+
+  void allreduce(float* data, int64_t count, ReduceOp op, Compression compression) override {
+    if (count == 0) return;
+    if (compression == Compression::Fp16) {
+      half_.resize(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i) half_[i] = static_cast<Half>(data[i]);
+      reduce_any(half_.data(), count);
+      for (int64_t i = 0; i < count; ++i) data[i] = static_cast<float>(half_[i]);
+    } else {
+      reduce_any(data, count);
+    }
+    if (op == ReduceOp::Average) {
+      const float scale = 1.0f / static_cast<float>(size_);
+      for (int64_t i = 0; i < count; ++i) data[i] *= scale;
+    }
+  }
+
+  void broadcast(void* data, int64_t bytes, int root) override {
+    HORO_CHECK(root >= 0 && root < size_, ValueError, "broadcast: root ", root, " outside a world of ", size_);
+    char* p = static_cast<char*>(data);
+    for (int64_t done = 0; done < bytes;) {  // MPI counts are int: send in pieces below 2 GiB
+      const int n = static_cast<int>(std::min<int64_t>(bytes - done, int64_t{1} << 30));
+      MPI_Request request;
+      MPI_CHECK(MPI_Ibcast(p + done, n, MPI_BYTE, root, comm_, &request));
+      wait(&request, 1, "broadcast");
+      done += n;
+    }
+  }
+
+  void allgather(const void* send, int64_t bytes_each, void* recv) override {
+    HORO_CHECK(bytes_each < (int64_t{1} << 31), ValueError, "allgather: ", bytes_each, " bytes per rank is too many");
+    MPI_Request request;
+    MPI_CHECK(MPI_Iallgather(send, static_cast<int>(bytes_each), MPI_BYTE, recv, static_cast<int>(bytes_each), MPI_BYTE,
+                             comm_, &request));
+    wait(&request, 1, "allgather");
+  }
+
+  void barrier() override {
+    MPI_Request request;
+    MPI_CHECK(MPI_Ibarrier(comm_, &request));
+    wait(&request, 1, "barrier");
+  }
+
+ private:
+  struct Pending {
+    int64_t payload[2];
+    MPI_Request request;
+  };
+
+  template <typename T>
+  void reduce_any(T* data, int64_t count) {
+    if (size_ == 1) return;
+    if (algorithm_ == Algorithm::Mpi) {
+      for (int64_t done = 0; done < count;) {
+        const int n = static_cast<int>(std::min<int64_t>(count - done, int64_t{1} << 30));
+        MPI_Request request;
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, mpi_type<T>(),
+                                 std::is_same_v<T, Half> ? half_sum_op_ : MPI_SUM, comm_, &request));
+        wait(&request, 1, "allreduce");
+        done += n;
+      }
+    } else {
+      ring(data, count);
+    }
+  }
+
+  // Ring allreduce. The buffer is cut into size() segments; in reduce-scatter step s, rank r sends
+  // segment (r - s) to its right neighbour and adds segment (r - s - 1) from its left one; after
+  // size()-1 steps rank r holds the full sum of segment (r + 1), and size()-1 allgather steps pass
+  // the sums around. Segments travel in chunks, the next chunk's receive posted before the current
+  // one is added, so transfers and additions overlap and memory stays at two chunks.
+  template <typename T>
+  void ring(T* data, int64_t count) {
+    const int right = (rank_ + 1) % size_, left = (rank_ - 1 + size_) % size_;
+    auto seg_begin = [&](int s) { return count * (((s % size_) + size_) % size_) / size_; };
+    auto seg_end = [&](int s) { return count * ((((s % size_) + size_) % size_) + 1) / size_; };
+    const int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
+    const int64_t longest = (count + size_ - 1) / size_;
+    const int64_t chunks = std::max<int64_t>(1, (longest + chunk - 1) / chunk);
+    scratch_.resize(static_cast<size_t>(2 * chunk * static_cast<int64_t>(sizeof(T))));
+    T* incoming[2] = {reinterpret_cast<T*>(scratch_.data()), reinterpret_cast<T*>(scratch_.data()) + chunk};
+    // Chunk c of a segment [b, e): the same number of chunks for every segment, sizes within one.
+    auto piece = [&](int64_t b, int64_t e, int64_t c, int64_t& pb, int64_t& pe) {
+      pb = b + (e - b) * c / chunks;
+      pe = b + (e - b) * (c + 1) / chunks;
+    };
+    for (int step = 0; step < size_ - 1; ++step) {
+      const int send_seg = rank_ - step, recv_seg = rank_ - step - 1;
+      MPI_Request recv_request[2];
+      auto post_recv = [&](int64_t c) {
+        int64_t b, e;
+        piece(seg_begin(recv_seg), seg_end(recv_seg), c, b, e);
+        MPI_CHECK(MPI_Irecv(incoming[c % 2], static_cast<int>(e - b), mpi_type<T>(), left, step, comm_, &recv_request[c % 2]));
+      };
+      post_recv(0);
+      for (int64_t c = 0; c < chunks; ++c) {
+        if (c + 1 < chunks) post_recv(c + 1);
+        int64_t sb, se, rb, re;
+        piece(seg_begin(send_seg), seg_end(send_seg), c, sb, se);
+        piece(seg_begin(recv_seg), seg_end(recv_seg), c, rb, re);
+        MPI_Request send_request;
+        MPI_CHECK(MPI_Isend(data + sb, static_cast<int>(se - sb), mpi_type<T>(), right, step, comm_, &send_request));
+        wait(&recv_request[c % 2], 1, "ring allreduce (reduce-scatter)");
+        const T* in = incoming[c % 2];
+        T* out = data + rb;
+        for (int64_t i = 0; i < re - rb; ++i) out[i] = static_cast<T>(out[i] + in[i]);
+        wait(&send_request, 1, "ring allreduce (reduce-scatter)");
+      }
+    }
+    for (int step = 0; step < size_ - 1; ++step) {
+      const int send_seg = rank_ + 1 - step, recv_seg = rank_ - step;
+      for (int64_t c = 0; c < chunks; ++c) {
+        int64_t sb, se, rb, re;
+        piece(seg_begin(send_seg), seg_end(send_seg), c, sb, se);
+        piece(seg_begin(recv_seg), seg_end(recv_seg), c, rb, re);
+        MPI_Request requests[2];
+        MPI_CHECK(MPI_Irecv(data + rb, static_cast<int>(re - rb), mpi_type<T>(), left, size_ + step, comm_, &requests[0]));
+        MPI_CHECK(MPI_Isend(data + sb, static_cast<int>(se - sb), mpi_type<T>(), right, size_ + step, comm_, &requests[1]));
+        wait(requests, 2, "ring allreduce (allgather)");
+      }
+    }
+  }
+
+  // Polls until every request completes, draining arrival notices; throws StallError past the timeout.
+  void wait(MPI_Request* requests, int n, const char* what) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    for (int spins = 0;; ++spins) {
+      int done = 0;
+      MPI_CHECK(MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE));
+      if (done) return;
+      drain_arrivals();
+      if (stall_timeout_ > 0 && std::chrono::duration<double>(Clock::now() - start).count() > stall_timeout_) {
+        throw StallError(stall_report(what));
+      }
+      // Spin briefly (shared-memory transfers finish in microseconds), then yield the core.
+      if (spins > 64) std::this_thread::sleep_for(std::chrono::microseconds(spins > 4096 ? 200 : 5));
+    }
+  }
+
+  void drain_arrivals() {
+    for (;;) {
+      int flag = 0;
+      MPI_Status status;
+      MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kArrivalTag, control_, &flag, &status));
+      if (!flag) return;
+      int64_t payload[2];
+      MPI_CHECK(MPI_Recv(payload, 2, MPI_INT64_T, status.MPI_SOURCE, kArrivalTag, control_, MPI_STATUS_IGNORE));
+      arrived_[static_cast<size_t>(status.MPI_SOURCE)] = {payload[0], payload[1]};
+    }
+  }
+
+  std::string stall_report(const char* what) const {
+    std::string missing;
+    for (int r = 0; r < size_; ++r) {
+      if (arrived_[static_cast<size_t>(r)] < current_) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    }
+    return detail::concat("rank ", rank_, ": ", what, " made no progress for ", stall_timeout_, " s (HORO_STALL_TIMEOUT)",
+                          current_what_.empty() ? std::string() : " in " + current_what_,
+                          current_.first >= 0 ? detail::concat(" at step ", current_.first) : std::string(), "; ",
+                          missing.empty() ? std::string("every rank announced it, so a rank died or hangs inside it")
+                                          : "ranks that never reached it: " + missing);
+  }
+
+  Algorithm algorithm_;
+  MPI_Comm comm_ = MPI_COMM_NULL, control_ = MPI_COMM_NULL;
+  MPI_Op half_sum_op_ = MPI_OP_NULL;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::vector<Half> half_;
+  std::vector<char> scratch_;
+  std::deque<Pending> sends_;
+  std::vector<std::pair<int64_t, int64_t>> arrived_;
+  std::pair<int64_t, int64_t> current_{-1, -1};
+  std::string current_what_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(Algorithm algorithm, double stall_timeout) {
+  ensure_mpi_initialised();
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, algorithm, stall_timeout);
+}
+
+void abort_job(int code) {
+  int initialised = 0, finalized = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalized);
+  if (initialised && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+  std::exit(code);
+}
+
+}  // namespace horo::dist

@@ -1,0 +1,91 @@
+// Data-parallel gradient reduction, as Horovod's DistributedOptimizer does it:
+//  - parameters (those that require gradients; frozen ones are skipped) are grouped into fusion
+//    buckets of up to HORO_FUSION_THRESHOLD bytes, in reverse registration order, the order backward
+//    produces their gradients;
+//  - as soon as backward has produced every gradient of a bucket, the bucket is packed into one
+//    buffer and handed to a communication thread, which allreduces it while backward goes on;
+//  - synchronize() (once per optimizer step) finishes the buckets whose parameters got no gradient
+//    this step (zeros, so that no rank waits for a tensor another rank never sends), waits, and
+//    writes the averages back into each parameter's grad().
+// Buckets are reduced strictly in bucket order on every rank, so ranks cannot disagree on order.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "nn/module.h"
+#include "nn/optim.h"
+
+namespace horo::dist {
+
+struct ReducerOptions {
+  int64_t fusion_bytes = -1;  // < 0: HORO_FUSION_THRESHOLD, else 16 MiB; 0: one tensor per bucket
+  Compression compression = Compression::None;
+  int64_t backward_passes_per_step = 1;  // gradient accumulation: reduce after every k-th backward
+};
+
+class GradientReducer {
+ public:
+  // Checks that every rank has the same parameters (names, shapes, dtypes) and fails naming the
+  // first mismatch and the ranks concerned; then starts the communication thread.
+  GradientReducer(Communicator& comm, const std::vector<std::pair<std::string, Tensor>>& named_parameters,
+                  ReducerOptions options = {});
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Waits for this step's reductions; afterwards every grad() holds the average over ranks and
+  // backward passes. Rethrows a communication failure (a StallError names the stalled tensors).
+  void synchronize();
+  // Seconds synchronize() has spent waiting for communication, summed over steps.
+  double wait_seconds() const { return wait_seconds_; }
+  int64_t steps() const { return step_; }
+  // The parameter names in each bucket, in reduction order.
+  std::vector<std::vector<std::string>> buckets() const;
+
+ private:
+  struct Bucket {
+    std::vector<size_t> params;  // indices into params_
+    std::vector<float> buffer;
+    bool queued = false, done = false;
+  };
+  void on_grad_ready(size_t param);
+  void pack_and_queue(size_t bucket);
+  void communication_loop();
+
+  Communicator& user_comm_;
+  std::unique_ptr<Communicator> comm_;  // the communication thread's own
+  ReducerOptions options_;
+  std::vector<std::pair<std::string, Tensor>> params_;
+  std::vector<size_t> bucket_of_;
+  std::vector<int64_t> ready_passes_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> pending_per_bucket_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t next_to_reduce_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  int64_t step_ = 0;
+  double wait_seconds_ = 0.0;
+  std::thread thread_;
+};
+
+// Copies rank `root`'s parameters and buffers to every rank (call once before training).
+void broadcast_parameters(Communicator& comm, nn::Module& model, int root = 0);
+// Copies rank `root`'s optimizer state (momentum, Adam moments) to every rank, e.g. after a resume.
+void broadcast_optimizer_state(Communicator& comm, optim::Optimizer& optimizer, nn::Module& model, int root = 0);
+// Throws ValueError on every rank, naming the first tensor and the ranks that differ, unless all ranks
+// hold the same (name, shape, dtype) list.
+void check_same_tensors(Communicator& comm, const std::vector<std::pair<std::string, Tensor>>& named, const std::string& what);
+
+}  // namespace horo::dist

@@ -1,0 +1,203 @@
+// Collectives and the gradient reducer, run under `mpirun -np 2|3|4` (every rank runs every test).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "dist/communicator.h"
+#include "dist/reducer.h"
+#include "nn/models.h"
+#include "tests/test_util.h"
+
+namespace horo::dist {
+namespace {
+
+namespace F = nn::functional;
+
+Communicator& world() {
+  static std::unique_ptr<Communicator> comm = make_communicator();
+  return *comm;
+}
+
+std::unique_ptr<Communicator> with_algorithm(Algorithm algorithm) {
+  if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
+  return make_mpi_communicator(algorithm, 120.0);
+}
+
+// A value every rank can compute for every (rank, index): the reference needs no communication.
+float value_of(int rank, int64_t i) { return static_cast<float>((i * 7919 + rank * 104729) % 1000) / 250.0f - 2.0f; }
+
+class CollectiveTest : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(CollectiveTest, SumAndAverageMatchTheReferenceForManySizes) {
+  auto comm = with_algorithm(GetParam());
+  const int n = comm->size();
+  for (int64_t count : {int64_t{1}, int64_t{2}, int64_t{7}, int64_t{1000}, int64_t{65537}, (int64_t{1} << 20) + 3,
+                        int64_t{3} << 20}) {
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Average}) {
+      std::vector<float> data(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i) data[i] = value_of(comm->rank(), i);
+      comm->allreduce(data.data(), count, op);
+      double worst = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        double expected = 0;
+        for (int r = 0; r < n; ++r) expected += value_of(r, i);
+        if (op == ReduceOp::Average) expected /= n;
+        worst = std::max(worst, std::fabs(expected - data[i]));
+      }
+      EXPECT_LT(worst, 1e-5) << "count " << count << " op " << static_cast<int>(op);
+    }
+  }
+}
+
+TEST_P(CollectiveTest, Fp16CompressionStaysWithinHalfPrecision) {
+  auto comm = with_algorithm(GetParam());
+  const int64_t count = 100003;
+  std::vector<float> data(count);
+  for (int64_t i = 0; i < count; ++i) data[i] = value_of(comm->rank(), i);
+  comm->allreduce(data.data(), count, ReduceOp::Average, Compression::Fp16);
+  for (int64_t i = 0; i < count; i += 97) {
+    double expected = 0;
+    for (int r = 0; r < comm->size(); ++r) expected += value_of(r, i);
+    expected /= comm->size();
+    EXPECT_NEAR(data[i], expected, 0.01) << i;
+  }
+}
+
+TEST_P(CollectiveTest, BroadcastFromEveryRootAndAllgather) {
+  auto comm = with_algorithm(GetParam());
+  for (int root = 0; root < comm->size(); ++root) {
+    std::vector<int32_t> data(1001, comm->rank() * 10 + 1);
+    comm->broadcast(data.data(), static_cast<int64_t>(data.size() * 4), root);
+    for (int32_t v : data) ASSERT_EQ(v, root * 10 + 1);
+  }
+  const int64_t mine[2] = {comm->rank(), comm->rank() * comm->rank()};
+  std::vector<int64_t> all(static_cast<size_t>(2 * comm->size()));
+  comm->allgather(mine, sizeof mine, all.data());
+  for (int r = 0; r < comm->size(); ++r) {
+    EXPECT_EQ(all[2 * r], r);
+    EXPECT_EQ(all[2 * r + 1], r * r);
+  }
+  comm->barrier();
+}
+
+std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& p) { return p.param == Algorithm::Ring ? "ring" : "mpi"; }
+INSTANTIATE_TEST_SUITE_P(Algorithms, CollectiveTest, ::testing::Values(Algorithm::Ring, Algorithm::Mpi), algorithm_name);
+
+// A small CNN without dropout, so that a run is deterministic.
+std::shared_ptr<nn::Sequential> small_net(uint64_t seed) {
+  manual_seed(seed);
+  return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
+      std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 1, .out = 4, .kernel = 3}), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(nn::Pool2dOptions{.kernel = 2}), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(nn::LinearOptions{.in = 4 * 4 * 4, .out = 16}), std::make_shared<nn::Tanh>(),
+      std::make_shared<nn::Linear>(nn::LinearOptions{.in = 16, .out = 5})});
+}
+
+// The global batch of step s: `rows` samples, the same on every rank.
+void global_batch(int64_t step, int64_t rows, Tensor& x, Tensor& y) {
+  x = Tensor::normal({rows, 1, 10, 10}, 0.0f, 1.0f, 1000 + static_cast<uint64_t>(step));
+  std::vector<int64_t> labels(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) labels[i] = (i * 3 + step) % 5;
+  y = Tensor::from_vector(labels, {rows});
+}
+
+std::vector<float> flat_parameters(nn::Module& m) {
+  std::vector<float> out;
+  for (const auto& p : m.parameters()) {
+    const auto v = p.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// Every rank must hold bit-identical parameters: compare with rank 0's.
+void expect_identical_across_ranks(Communicator& comm, nn::Module& m) {
+  auto mine = flat_parameters(m);
+  auto root = mine;
+  comm.broadcast(root.data(), static_cast<int64_t>(root.size() * 4), 0);
+  EXPECT_EQ(mine, root) << "rank " << comm.rank() << " diverged from rank 0";
+}
+
+// N ranks x batch B per step against one process with batch N x B, for `steps` Adam steps.
+void run_equivalence(ReducerOptions options, int64_t micro_batches, double tolerance) {
+  Communicator& comm = world();
+  const int n = comm.size();
+  const int64_t b = 3;
+  auto distributed = small_net(5), single = small_net(5);
+  broadcast_parameters(comm, *distributed);
+  optim::Adam opt_d(distributed->parameters(), {.lr = 1e-2f}), opt_s(single->parameters(), {.lr = 1e-2f});
+  options.backward_passes_per_step = micro_batches;
+  GradientReducer reducer(comm, distributed->named_parameters(), options);
+  for (int64_t step = 0; step < 20; ++step) {
+    Tensor x, y;
+    global_batch(step, n * b * micro_batches, x, y);
+    opt_d.zero_grad();
+    for (int64_t m = 0; m < micro_batches; ++m) {  // this rank's rows of micro-batch m
+      const int64_t begin = (m * n + comm.rank()) * b;
+      F::cross_entropy((*distributed)(x.slice(begin, begin + b).clone()), y.slice(begin, begin + b).clone()).backward();
+    }
+    reducer.synchronize();
+    opt_d.step();
+    opt_s.zero_grad();
+    F::cross_entropy((*single)(x), y).backward();
+    opt_s.step();
+    const auto d = flat_parameters(*distributed), s = flat_parameters(*single);
+    double worst = 0;
+    for (size_t i = 0; i < d.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(d[i]) - s[i]));
+    ASSERT_LT(worst, tolerance) << "step " << step;
+    expect_identical_across_ranks(comm, *distributed);
+  }
+}
+
+TEST(Reducer, RanksTimesBatchEqualsOneProcessWithTheWholeBatch) { run_equivalence({}, 1, 2e-5); }
+
+TEST(Reducer, FusionOffGivesTheSameResult) { run_equivalence({.fusion_bytes = 0}, 1, 2e-5); }
+
+TEST(Reducer, TinyFusionBucketsGiveTheSameResult) { run_equivalence({.fusion_bytes = 300}, 1, 2e-5); }
+
+TEST(Reducer, AccumulationOverKPassesEqualsOneStepWithKTimesTheBatch) { run_equivalence({}, 3, 2e-5); }
+
+// Adam normalises each step, so fp16 rounding of tiny gradients can move a weight by up to 2 lr a step;
+// the collective test above bounds the rounding itself.
+TEST(Reducer, Fp16CompressionStaysClose) { run_equivalence({.compression = Compression::Fp16}, 1, 0.05); }
+
+TEST(Reducer, UnusedAndFrozenParametersNeitherHangNorMove) {
+  Communicator& comm = world();
+  auto net = small_net(8);
+  broadcast_parameters(comm, *net);
+  Tensor extra = Tensor::uniform({4}, -1, 1, 3).set_requires_grad(true);  // used on rank 0 only
+  Tensor frozen = net->parameter("0.bias");
+  frozen.set_requires_grad(false);
+  auto named = net->named_parameters();
+  named.emplace_back("extra", extra);
+  GradientReducer reducer(comm, named, {.fusion_bytes = 0});
+  for (const auto& bucket : reducer.buckets())
+    for (const auto& name : bucket) EXPECT_NE(name, "0.bias");
+  Tensor x, y;
+  global_batch(0, 4, x, y);
+  Tensor loss = F::cross_entropy((*net)(x), y);
+  if (comm.rank() == 0) loss = loss + F::sum(extra * extra);
+  loss.backward();
+  const auto before = extra.to_vector();
+  reducer.synchronize();  // must not hang although only rank 0 produced extra's gradient
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(extra.grad().to_vector()[i], 2 * before[i] / comm.size(), 1e-6);
+  EXPECT_FALSE(frozen.grad().defined());
+}
+
+TEST(Reducer, AMismatchedModelFailsOnEveryRankNamingTheTensor) {
+  Communicator& comm = world();
+  if (comm.size() == 1) GTEST_SKIP() << "needs several ranks";
+  manual_seed(1);
+  nn::Linear layer({.in = 4, .out = comm.rank() == 1 ? 6 : 5});
+  testing::expect_error<ValueError>([&] { GradientReducer reducer(comm, layer.named_parameters()); },
+                                    {"differ between ranks", "ranks 1 do not match rank 0"});
+  if (comm.rank() == 1) {
+    testing::expect_error<ValueError>([&] { GradientReducer reducer(comm, layer.named_parameters()); },
+                                      {"rank 0 has weight [5, 4] float32, this rank has weight [6, 4] float32"});
+  } else {
+    EXPECT_THROW(GradientReducer(comm, layer.named_parameters()), ValueError);
+  }
+}
+
+}  // namespace
+}  // namespace horo::dist
