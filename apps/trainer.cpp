@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "data/sampler.h"
+#include "dist/timeline.h"
 
 namespace horo::apps {
 namespace {
@@ -42,23 +43,27 @@ std::string locate_non_finite(nn::Module& model, const Tensor& images) {
 
 }  // namespace
 
-MemorySource::MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed)
-    : dataset_(std::move(dataset)), batch_(batch), seed_(seed) {
+MemorySource::MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed, int64_t rank, int64_t world)
+    : dataset_(std::move(dataset)), batch_(batch), seed_(seed), rank_(rank), world_(world),
+      per_rank_(dataset_.size() / std::max<int64_t>(1, world)) {
   HORO_CHECK(batch > 0, ValueError, "batch size must be positive, got ", batch);
-  HORO_CHECK(dataset_.size() > 0, ValueError, "the training set is empty");
+  HORO_CHECK(per_rank_ > 0, ValueError, "the training set (", dataset_.size(), " samples) is smaller than the ", world,
+             " ranks");
 }
 
-int64_t MemorySource::batches_per_epoch() const { return (dataset_.size() + batch_ - 1) / batch_; }
+int64_t MemorySource::batches_per_epoch() const { return (per_rank_ + batch_ - 1) / batch_; }
 
 std::optional<data::Batch> MemorySource::next(int64_t epoch) {
   const auto start = Clock::now();
   if (epoch != epoch_) {
     epoch_ = epoch;
     position_ = 0;
-    order_ = data::permutation(dataset_.size(), seed_, static_cast<uint64_t>(epoch));
+    const auto all = data::permutation(dataset_.size(), seed_, static_cast<uint64_t>(epoch));
+    order_.resize(static_cast<size_t>(per_rank_));
+    for (int64_t k = 0; k < per_rank_; ++k) order_[k] = all[static_cast<size_t>(k * world_ + rank_)];
   }
-  if (position_ >= dataset_.size()) return std::nullopt;
-  const int64_t end = std::min(dataset_.size(), position_ + batch_);
+  if (position_ >= per_rank_) return std::nullopt;
+  const int64_t end = std::min(per_rank_, position_ + batch_);
   data::Batch batch = data::gather_batch(dataset_, order_, position_, end);
   position_ = end;
   wait_seconds_ += seconds_since(start);
@@ -115,24 +120,35 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 }
 
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 Tensor* logits_out) {
-  const Tensor logits = model.forward(images);
-  const Tensor loss = nn::functional::cross_entropy(logits, labels);
+                 Tensor* logits_out, dist::GradientReducer* reducer) {
+  Tensor logits, loss;
+  {
+    dist::TimelineScope scope("forward", "compute", "main");
+    logits = model.forward(images);
+    loss = nn::functional::cross_entropy(logits, labels);
+  }
   const float value = loss.item();
   if (!std::isfinite(value)) {
     throw NumericError(detail::concat("training loss is ", std::isnan(value) ? "NaN" : "infinite", " at optimizer step ",
                                       optimizer.step_count() + 1, ": ", locate_non_finite(model, images)));
   }
   optimizer.zero_grad();
-  loss.backward();
-  optimizer.step();
+  {
+    dist::TimelineScope scope("backward", "compute", "main");
+    loss.backward();
+  }
+  if (reducer) reducer->synchronize();
+  {
+    dist::TimelineScope scope("optimizer step", "compute", "main");
+    optimizer.step();
+  }
   if (logits_out) *logits_out = logits;
   return value;
 }
 
 TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
                   const std::function<double()>& evaluate_fn, const TrainConfig& config,
-                  const std::function<void(const EpochReport&)>& on_epoch) {
+                  const std::function<void(const EpochReport&)>& on_epoch, dist::GradientReducer* reducer) {
   TrainResult result;
   double train_seconds = 0.0;
   int64_t images_seen = 0, total_steps = 0;
@@ -143,13 +159,14 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
     const double wait_before = train_batches.wait_seconds();
+    const double comm_before = reducer ? reducer->wait_seconds() : 0.0;
     const auto start = Clock::now();
     while (config.max_steps < 0 || total_steps < config.max_steps) {
       const auto batch = train_batches.next(epoch);
       if (!batch) break;
       const int64_t size = batch->labels.numel();
       Tensor logits;
-      loss_sum += static_cast<double>(train_step(model, optimizer, batch->images, batch->labels, &logits)) * size;
+      loss_sum += static_cast<double>(train_step(model, optimizer, batch->images, batch->labels, &logits, reducer)) * size;
       correct += count_correct(logits, batch->labels);
       seen += size;
       ++report.steps;
@@ -157,6 +174,7 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
     }
     report.seconds = seconds_since(start);
     report.data_wait_share = report.seconds > 0 ? (train_batches.wait_seconds() - wait_before) / report.seconds : 0.0;
+    report.comm_wait_share = report.seconds > 0 && reducer ? (reducer->wait_seconds() - comm_before) / report.seconds : 0.0;
     train_seconds += report.seconds;
     images_seen += seen;
     report.loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;

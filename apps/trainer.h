@@ -12,6 +12,7 @@
 #include "data/idx.h"
 #include "data/reader.h"
 #include "data/sampler.h"
+#include "dist/reducer.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 
@@ -35,10 +36,12 @@ class BatchSource {
   virtual double wait_seconds() const { return 0.0; }
 };
 
-// An in-memory dataset, reshuffled each epoch by (seed, epoch); the last batch may be short.
+// An in-memory dataset, reshuffled each epoch by (seed, epoch); the last batch may be short. With
+// several ranks, rank r takes positions r, r + world, ... of each epoch's permutation, all ranks the
+// same count (the remainder of N / world is dropped), so every rank runs the same number of steps.
 class MemorySource : public BatchSource {
  public:
-  MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed);
+  MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed, int64_t rank = 0, int64_t world = 1);
   std::optional<data::Batch> next(int64_t epoch) override;
   int64_t batches_per_epoch() const override;
   double wait_seconds() const override { return wait_seconds_; }
@@ -47,6 +50,7 @@ class MemorySource : public BatchSource {
   data::ImageDataset dataset_;
   int64_t batch_;
   uint64_t seed_;
+  int64_t rank_, world_, per_rank_;
   int64_t epoch_ = -1, position_ = 0;
   std::vector<int64_t> order_;
   double wait_seconds_ = 0.0;  // time spent assembling batches on the training thread
@@ -79,6 +83,7 @@ struct EpochReport {
   double images_per_s = 0.0;    // training images per second of training time (evaluation excluded)
   double seconds = 0.0;
   double data_wait_share = 0.0;  // share of the epoch's training time spent waiting for batches
+  double comm_wait_share = 0.0;  // share spent waiting for gradient allreduces
 };
 
 struct TrainResult {
@@ -94,11 +99,12 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 
 // One optimizer step on a batch; returns the loss. Throws NumericError naming the layer (found by
 // re-running the forward pass with anomaly detection) when the loss is not finite.
+// With a reducer, gradients are averaged over ranks between backward and the optimizer step.
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 Tensor* logits_out = nullptr);
+                 Tensor* logits_out = nullptr, dist::GradientReducer* reducer = nullptr);
 
 TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
                   const std::function<double()>& evaluate_fn, const TrainConfig& config,
-                  const std::function<void(const EpochReport&)>& on_epoch);
+                  const std::function<void(const EpochReport&)>& on_epoch, dist::GradientReducer* reducer = nullptr);
 
 }  // namespace horo::apps
