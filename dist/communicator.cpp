@@ -42,7 +42,7 @@ double stall_timeout_from_env() {
 
 std::unique_ptr<Communicator> make_communicator() {
   if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
-  Algorithm algorithm = Algorithm::Ring;
+  Algorithm algorithm = Algorithm::Auto;
   if (const char* env = std::getenv("HORO_ALLREDUCE"); env && *env) {
     const std::string value = env;
     if (value == "ring") algorithm = Algorithm::Ring;

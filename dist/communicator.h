@@ -2,6 +2,7 @@
 // training needs, over one of three backends: `local` (one process, no MPI), `mpi` (Open MPI; the
 // allreduce either horo's own ring or MPI_Allreduce, chosen by HORO_ALLREDUCE) and, with CUDA, `nccl`.
 // make_communicator() picks `local` when the process was not started by mpirun, `mpi` otherwise.
+// HORO_ALLREDUCE=ring|mpi forces one allreduce; unset, it is chosen per message size (Algorithm::Auto).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,9 @@ namespace horo::dist {
 
 enum class ReduceOp { Sum, Average };
 enum class Compression { None, Fp16 };  // fp16: values cross the wire as IEEE half floats
-enum class Algorithm { Ring, Mpi };
+// Auto: the ring for 2 ranks and for messages of at least 1 MiB per rank, MPI_Allreduce (fewer,
+// latency-bound steps) below that; the choice bench/allreduce-w3 measured best on one host.
+enum class Algorithm { Auto, Ring, Mpi };
 
 // A collective made no progress for HORO_STALL_TIMEOUT seconds; the message names the collective,
 // its tensors and the ranks that never reached it.
@@ -70,7 +73,7 @@ class LocalCommunicator : public Communicator {
 
 // True when an MPI launcher (mpirun, srun with PMI) started this process.
 bool launched_by_mpi();
-// `local`, or `mpi` under a launcher; HORO_ALLREDUCE=ring|mpi picks the allreduce (ring by default)
+// `local`, or `mpi` under a launcher; HORO_ALLREDUCE=ring|mpi picks the allreduce (Auto by default)
 // and HORO_STALL_TIMEOUT the watchdog (seconds, 300 by default). Throws when launched by MPI but
 // built without it.
 std::unique_ptr<Communicator> make_communicator();

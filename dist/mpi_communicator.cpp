@@ -95,7 +95,9 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   int local_rank() const override { return local_rank_; }
   int local_size() const override { return local_size_; }
-  std::string name() const override { return algorithm_ == Algorithm::Ring ? "mpi/ring" : "mpi/mpi"; }
+  std::string name() const override {
+    return algorithm_ == Algorithm::Ring ? "mpi/ring" : algorithm_ == Algorithm::Mpi ? "mpi/mpi" : "mpi/auto";
+  }
 
   std::unique_ptr<Communicator> duplicate() const override {
     return std::make_unique<MpiCommunicator>(comm_, algorithm_, stall_timeout_);
@@ -171,7 +173,10 @@ class MpiCommunicator : public Communicator {
   template <typename T>
   void reduce_any(T* data, int64_t count) {
     if (size_ == 1) return;
-    if (algorithm_ == Algorithm::Mpi) {
+    const bool use_ring = algorithm_ == Algorithm::Ring ||
+                          (algorithm_ == Algorithm::Auto &&
+                           (size_ == 2 || count * static_cast<int64_t>(sizeof(T)) >= size_ * (int64_t{1} << 20)));
+    if (!use_ring) {
       for (int64_t done = 0; done < count;) {
         const int n = static_cast<int>(std::min<int64_t>(count - done, int64_t{1} << 30));
         MPI_Request request;
@@ -243,19 +248,23 @@ class MpiCommunicator : public Communicator {
   }
 
   // Polls until every request completes, draining arrival notices; throws StallError past the timeout.
+  // Yielding (not sleeping) between polls costs nothing on an idle core and hands the core over when
+  // more ranks than cores share a host.
   void wait(MPI_Request* requests, int n, const char* what) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
-    for (int spins = 0;; ++spins) {
+    for (uint64_t spins = 0;; ++spins) {
       int done = 0;
       MPI_CHECK(MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE));
       if (done) return;
-      drain_arrivals();
-      if (stall_timeout_ > 0 && std::chrono::duration<double>(Clock::now() - start).count() > stall_timeout_) {
-        throw StallError(stall_report(what));
+      if (spins % 256 == 255) {
+        drain_arrivals();
+        if (stall_timeout_ > 0 && std::chrono::duration<double>(Clock::now() - start).count() > stall_timeout_) {
+          throw StallError(stall_report(what));
+        }
       }
-      // Spin briefly (shared-memory transfers finish in microseconds), then yield the core.
-      if (spins > 64) std::this_thread::sleep_for(std::chrono::microseconds(spins > 4096 ? 200 : 5));
+      if (spins > 100000) std::this_thread::sleep_for(std::chrono::microseconds(100));  // long waits: stop burning a core
+      else std::this_thread::yield();
     }
   }
 
