@@ -1,45 +1,100 @@
-// horo-train: trains W1 (cnn) or W2 (mlp) on Fashion-MNIST.
-//   horo-train --model cnn --epochs 10 --batch 64 --lr 1e-3
-//   horo-train --model cnn --train train.h5 --val test.h5 --hflip --crop-padding 2
-//   mpirun -np 4 horo-train --model cnn            (data-parallel: each rank its own shard)
-// Prints one line per epoch and, last, `epochs=E train_images_per_s=R test_accuracy=A` (rank 0 only;
-// under mpirun the rate is the total over ranks).
+// horo-train: trains a model (W1 `cnn`, W2 `mlp`, or a .prototxt) on Fashion-MNIST IDX files or an
+// HDF5 dataset, alone or under mpirun (data-parallel, each rank its own shard; rank 0 prints and
+// writes). `horo-train --help` lists every flag with its default. Exit code 0 on success; otherwise
+// one line on stderr and a non-zero code.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
+#include <fstream>
+#include <sstream>
 
+#include "apps/run_log.h"
 #include "apps/trainer.h"
 #include "dist/timeline.h"
 #include "kernels/parallel.h"
+#include "nn/checkpoint.h"
 #include "nn/models.h"
+#include "nn/spec.h"
+
+namespace {
+
+struct Flags {
+  std::string model = "cnn", data_dir = "/usr/share/datasets/fashion-mnist", train_file, val_file;
+  std::string optimizer = "adam", schedule = "none", checkpoint_dir, resume, init_from, log_dir = "horo-logs";
+  std::vector<std::string> freeze;
+  horo::apps::TrainConfig config;
+  int threads = 0, keep = 3;
+  int64_t train_images = -1, test_images = -1, crop_padding = 0, num_classes = 0, checkpoint_every = 0;
+  int64_t step_size = 1, warmup_steps = 0;
+  float momentum = 0.9f, weight_decay = 0.0f, backbone_lr_scale = 1.0f;
+  double gamma = 0.1;
+  bool hflip = false, strict_init = false;
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  HORO_CHECK(in.good(), horo::IOError, path, ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The training configuration as text, stored in checkpoints beside the model specification.
+std::string config_text(const Flags& f) {
+  std::ostringstream c;
+  c << "optimizer { " << (f.optimizer == "sgd" ? "sgd" : "adam") << " { lr: " << f.config.lr;
+  if (f.optimizer == "sgd") c << " momentum: " << f.momentum;
+  c << " weight_decay: " << f.weight_decay << " } }\n";
+  if (f.schedule == "step") c << "schedule { step_size: " << f.step_size << " gamma: " << f.gamma << " warmup_steps: " << f.warmup_steps << " }\n";
+  if (f.schedule == "cosine") c << "schedule { cosine: true warmup_steps: " << f.warmup_steps << " }\n";
+  c << "batch: " << f.config.batch << "\nepochs: " << f.config.epochs << "\nseed: " << f.config.seed << "\n";
+  if (!f.train_file.empty()) c << "train: \"" << f.train_file << "\"\n";
+  if (!f.val_file.empty()) c << "val: \"" << f.val_file << "\"\n";
+  return horo::nn::canonical_train_config(c.str(), "train config");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_name = "cnn";
-  std::string data_dir = "/usr/share/datasets/fashion-mnist";
-  horo::apps::TrainConfig config;
-  int threads = 0;
-  int64_t train_images = -1, test_images = -1, crop_padding = 0;
-  std::string train_file, val_file;
-  bool hflip = false;
-
-  CLI::App app{"horo-train: train a reference model on Fashion-MNIST"};
-  app.add_option("--model", model_name, "model: cnn (W1) or mlp (W2)")->check(CLI::IsMember({"cnn", "mlp"}))->capture_default_str();
-  app.add_option("--epochs", config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch", config.batch, "mini-batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--lr", config.lr, "Adam learning rate")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--seed", config.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads (0: HORO_NUM_THREADS, else all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--max-steps", config.max_steps, "stop after this many optimizer steps (-1: no limit)")->capture_default_str();
-  app.add_option("--data", data_dir, "directory with the IDX files (plain or .gz)")->capture_default_str();
-  app.add_option("--train-images", train_images, "use only the first N training images (-1: all)")->capture_default_str();
-  app.add_option("--test-images", test_images, "use only the first N test images (-1: all)")->capture_default_str();
-  app.add_option("--train", train_file, "HDF5 training set (docs/data-format.md) instead of the IDX files");
-  app.add_option("--val", val_file, "HDF5 validation set, evaluated after each epoch");
-  app.add_flag("--hflip", hflip, "random horizontal flips (HDF5 input)");
-  app.add_option("--crop-padding", crop_padding, "random crops after zero padding by N pixels (HDF5 input)")
+  Flags f;
+  CLI::App app{"horo-train: train a model on Fashion-MNIST (IDX) or an HDF5 dataset"};
+  app.add_option("--model", f.model, "cnn (W1), mlp (W2) or a .prototxt file")->capture_default_str();
+  app.add_option("--epochs", f.config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", f.config.batch, "mini-batch size (per rank)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", f.config.lr, "learning rate")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--optimizer", f.optimizer, "adam or sgd")->check(CLI::IsMember({"adam", "sgd"}))->capture_default_str();
+  app.add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
+  app.add_option("--weight-decay", f.weight_decay, "weight decay")->capture_default_str();
+  app.add_option("--schedule", f.schedule, "learning-rate schedule per epoch: none, step or cosine")
+      ->check(CLI::IsMember({"none", "step", "cosine"}))->capture_default_str();
+  app.add_option("--step-size", f.step_size, "epochs between decays (step schedule)")->capture_default_str();
+  app.add_option("--gamma", f.gamma, "decay factor (step schedule)")->capture_default_str();
+  app.add_option("--warmup-epochs", f.warmup_steps, "linear warm-up epochs before the schedule")->capture_default_str();
+  app.add_option("--seed", f.config.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
+  app.add_option("--threads", f.threads, "CPU threads (0: HORO_NUM_THREADS, else the cores shared by the host's ranks)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-steps", f.config.max_steps, "stop after this many optimizer steps (-1: no limit)")->capture_default_str();
+  app.add_option("--data", f.data_dir, "directory with the IDX files (plain or .gz)")->capture_default_str();
+  app.add_option("--train-images", f.train_images, "use only the first N IDX training images (-1: all)")->capture_default_str();
+  app.add_option("--test-images", f.test_images, "use only the first N IDX test images (-1: all)")->capture_default_str();
+  app.add_option("--train", f.train_file, "HDF5 training set (docs/data-format.md) instead of the IDX files");
+  app.add_option("--val", f.val_file, "HDF5 validation set, evaluated after each epoch");
+  app.add_flag("--hflip", f.hflip, "random horizontal flips (HDF5 input)");
+  app.add_option("--crop-padding", f.crop_padding, "random crops after zero padding by N pixels (HDF5 input)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--checkpoint-dir", f.checkpoint_dir, "write checkpoints (ckpt-<step>.h5) here");
+  app.add_option("--checkpoint-every", f.checkpoint_every, "steps between checkpoints (0: at the end of each epoch)")->capture_default_str();
+  app.add_option("--keep", f.keep, "checkpoints to keep")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--resume", f.resume, "continue a run from this checkpoint ('latest': the newest in --checkpoint-dir)");
+  app.add_option("--init-from", f.init_from, "initialise from a checkpoint's tensors by name (transfer learning)");
+  app.add_flag("--strict-init", f.strict_init, "with --init-from, fail unless every tensor matches");
+  app.add_option("--freeze", f.freeze, "freeze parameters by glob or prefix, e.g. 'features.*' (repeatable)");
+  app.add_option("--num-classes", f.num_classes, "classes of a new head (0: the data's class count)")->capture_default_str();
+  app.add_option("--backbone-lr-scale", f.backbone_lr_scale, "learning-rate factor for everything but the head")->capture_default_str();
+  app.add_option("--log-dir", f.log_dir, "metrics.csv, metrics.jsonl and report.html go here ('' to disable)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   int rank = 0;
@@ -48,86 +103,188 @@ int main(int argc, char** argv) {
     rank = comm->rank();
     const int world = comm->size();
     const bool leader = rank == 0;
-    // Ranks sharing a host share its cores unless told otherwise.
-    if (threads > 0) horo::set_num_threads(threads);
+    if (f.threads > 0) horo::set_num_threads(f.threads);
     else if (!std::getenv("HORO_NUM_THREADS") && comm->local_size() > 1)
       horo::set_num_threads(std::max(1, horo::get_num_threads() / comm->local_size()));
     if (const char* path = std::getenv("HORO_TIMELINE"); path && *path) horo::dist::Timeline::instance().enable(path, rank, world);
-    horo::manual_seed(config.seed);
+
+    // A resumed run takes its model specification from the checkpoint.
+    std::optional<horo::nn::Checkpoint> resumed;
+    if (!f.resume.empty()) {
+      std::string path = f.resume;
+      if (path == "latest") {
+        HORO_CHECK(!f.checkpoint_dir.empty(), horo::ValueError, "--resume latest needs --checkpoint-dir");
+        path = horo::nn::CheckpointDir(f.checkpoint_dir, f.keep).latest();
+        HORO_CHECK(!path.empty(), horo::IOError, f.checkpoint_dir, ": no checkpoint to resume from");
+      }
+      resumed = horo::nn::read_checkpoint(path);
+    }
+
+    // Data first: its class count sizes the head unless --num-classes says otherwise.
     std::unique_ptr<horo::apps::BatchSource> train_batches;
-    std::function<double()> evaluate;
     horo::data::ImageDataset test_set;
-    int64_t train_count = 0, test_count = 0, classes = 10;
-    if (!train_file.empty()) {
-      auto options = horo::apps::reader_options(train_file, config.batch, config.seed, config.epochs);
+    int64_t data_classes = 10, train_count = 0;
+    const int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
+    if (!f.train_file.empty()) {
+      auto options = horo::apps::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
       options.rank = rank;
       options.world = world;
-      options.transforms.random_hflip = hflip;
-      options.transforms.random_crop_padding = crop_padding;
+      options.transforms.random_hflip = f.hflip;
+      options.transforms.random_crop_padding = f.crop_padding;
+      if (resumed && start_epoch < f.config.epochs) {
+        options.start_epoch = start_epoch;
+        options.start_batch = start_batch;
+      }
       auto source = std::make_unique<horo::apps::ReaderSource>(options);
-      train_count = source->batches_per_epoch() * config.batch * world;
-      if (source->schema().num_classes > 0) classes = source->schema().num_classes;  // the head fits the data
+      train_count = source->batches_per_epoch() * f.config.batch * world;
+      if (source->schema().num_classes > 0) data_classes = source->schema().num_classes;
       train_batches = std::move(source);
     } else {
-      auto train_set = horo::data::take(horo::data::load_mnist_split(data_dir, true), train_images);
+      auto train_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, true), f.train_images);
       train_count = train_set.size();
-      train_batches = std::make_unique<horo::apps::MemorySource>(train_set, config.batch, config.seed, rank, world);
+      auto source = std::make_unique<horo::apps::MemorySource>(train_set, f.config.batch, f.config.seed, rank, world);
+      if (resumed && start_batch > 0) source->seek(start_epoch, start_batch);
+      train_batches = std::move(source);
     }
-    auto model = horo::nn::make_model(model_name, classes);
-    // Every rank starts from rank 0's weights; evaluation runs on rank 0 alone.
+
+    // The model: from the checkpoint when resuming, else the named or given specification.
+    std::string spec_text = resumed ? resumed->model_spec
+                            : f.model.find(".prototxt") != std::string::npos ? read_text(f.model)
+                                                                              : horo::nn::builtin_model_text(f.model);
+    const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
+    if (!resumed) spec_text = horo::nn::with_class_count(spec_text, classes, f.model);
+    horo::manual_seed(f.config.seed);
+    auto built = horo::nn::build_model_from_text(spec_text, resumed ? resumed->path : f.model);
+    auto model = built.model;
+    std::string head_prefix;
+    if (!f.init_from.empty()) {
+      const auto source = horo::nn::read_checkpoint(f.init_from);
+      const auto report = horo::nn::load_model(*model, source, f.strict_init);
+      if (leader) std::printf("init from %s: %s\n", f.init_from.c_str(), report.summary().c_str());
+    }
+    for (const auto& pattern : f.freeze) {
+      const auto frozen = horo::nn::freeze(*model, pattern);
+      if (leader) std::printf("froze %zu tensors matching '%s'\n", frozen.size(), pattern.c_str());
+    }
+    if (resumed) horo::nn::load_model(*model, *resumed, true);
+
+    // Parameter groups: the head (the last linear layer) at lr, the rest at lr * backbone scale.
+    std::vector<horo::Tensor> head, backbone;
+    const auto params = model->named_parameters();
+    const std::string head_name = params.empty() ? "" : params.back().first.substr(0, params.back().first.rfind('.'));
+    for (const auto& [name, tensor] : params) (name.rfind(head_name + ".", 0) == 0 ? head : backbone).push_back(tensor);
+    std::vector<horo::optim::ParamGroup> groups{{backbone, f.config.lr * f.backbone_lr_scale}, {head, f.config.lr}};
+    std::unique_ptr<horo::optim::Optimizer> optimizer;
+    if (f.optimizer == "sgd") {
+      optimizer = std::make_unique<horo::optim::SGD>(groups, horo::optim::SgdOptions{.lr = f.config.lr, .momentum = f.momentum,
+                                                                                     .weight_decay = f.weight_decay});
+    } else {
+      optimizer = std::make_unique<horo::optim::Adam>(groups, horo::optim::AdamOptions{.lr = f.config.lr, .weight_decay = f.weight_decay});
+    }
+    std::unique_ptr<horo::optim::LRScheduler> schedule;
+    std::unique_ptr<horo::optim::LRScheduler> after;
+    if (f.schedule == "step") after = std::make_unique<horo::optim::StepLR>(*optimizer, f.step_size, f.gamma);
+    if (f.schedule == "cosine") after = std::make_unique<horo::optim::CosineAnnealingLR>(*optimizer, std::max<int64_t>(1, f.config.epochs - f.warmup_steps));
+    if (f.warmup_steps > 0 || after) schedule = std::make_unique<horo::optim::LinearWarmup>(*optimizer, f.warmup_steps, 0.1, std::move(after));
+    if (resumed) {
+      horo::nn::load_optimizer(*optimizer, *model, *resumed);
+      horo::default_generator().set_state(resumed->state.rng_seed, resumed->state.rng_offset);
+      for (int64_t e = 0; e < start_epoch && schedule; ++e) schedule->step();
+    }
+    // Every rank starts from rank 0's weights and optimizer state.
     horo::dist::broadcast_parameters(*comm, *model);
-    if (!leader) {
-    } else if (!val_file.empty()) {
-      auto options = horo::apps::reader_options(val_file, 1000, 0, 1);
+    horo::dist::broadcast_optimizer_state(*comm, *optimizer, *model);
+    std::unique_ptr<horo::dist::GradientReducer> reducer;
+    if (world > 1) reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters());
+
+    // Evaluation (rank 0): the HDF5 validation set, or the IDX test set when training on IDX.
+    std::function<double()> evaluate;
+    int64_t test_count = 0;
+    if (leader && !f.val_file.empty()) {
+      auto options = horo::apps::reader_options(f.val_file, 1000, 0, 1);
       options.shuffle = false;
       options.remainder = horo::data::Remainder::Keep;
-      test_count = horo::data::H5DatasetFile(val_file).schema().count;
+      test_count = horo::data::H5DatasetFile(f.val_file).schema().count;
       evaluate = [options, &model] {
         horo::apps::ReaderSource batches(options);
         return horo::apps::evaluate(*model, batches);
       };
-    } else if (train_file.empty()) {
-      test_set = horo::data::take(horo::data::load_mnist_split(data_dir, false), test_images);
+    } else if (leader && f.train_file.empty()) {
+      test_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, false), f.test_images);
       test_count = test_set.size();
       evaluate = [&] { return horo::apps::evaluate(*model, test_set); };
     }
-    horo::optim::Adam optimizer(model->parameters(), {.lr = config.lr});
-    std::unique_ptr<horo::dist::GradientReducer> reducer;
-    if (world > 1) reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters());
-    if (leader) std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d seed=%llu\n",
-                model_name.c_str(), static_cast<long long>(model->parameter_count()),
-                static_cast<long long>(train_count), static_cast<long long>(test_count),
-                static_cast<long long>(config.batch), static_cast<double>(config.lr), horo::get_num_threads(),
-                static_cast<unsigned long long>(config.seed));
-    std::fflush(stdout);
-    const auto result = horo::apps::train(*model, optimizer, *train_batches, evaluate, config,
-        [&](const horo::apps::EpochReport& r) {
-          if (!leader) return;
-          std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f%s "
-                      "data_wait=%.1f%%%s time=%.1fs\n",
-                      static_cast<long long>(r.epoch), static_cast<long long>(config.epochs),
-                      static_cast<long long>(r.steps), r.loss, r.train_accuracy, r.test_accuracy,
-                      r.images_per_s * world, world > 1 ? horo::detail::concat(" (per rank ", static_cast<long long>(r.images_per_s), ")").c_str() : "",
-                      100.0 * r.data_wait_share,
-                      world > 1 ? horo::detail::concat(" comm_wait=", static_cast<int>(1000 * r.comm_wait_share) / 10.0, "%").c_str() : "",
-                      r.seconds);
-          std::fflush(stdout);
-        }, reducer.get());
-    // The total rate is the sum of the ranks' own rates.
-    float total_rate = static_cast<float>(result.train_images_per_s);
+
+    const std::string train_config = config_text(f);
+    std::unique_ptr<horo::nn::CheckpointDir> checkpoints;
+    if (leader && !f.checkpoint_dir.empty()) checkpoints = std::make_unique<horo::nn::CheckpointDir>(f.checkpoint_dir, f.keep);
+    auto save = [&](int64_t step, int64_t epoch, int64_t batch) {
+      if (!checkpoints) return;
+      const auto& gen = horo::default_generator();
+      checkpoints->save(*model, optimizer.get(),
+                        {.step = step, .epoch = epoch, .batch_in_epoch = batch, .rng_seed = gen.seed(),
+                         .rng_offset = gen.offset(), .data_seed = f.config.seed},
+                        spec_text, train_config);
+    };
+
+    horo::apps::MetricsLog log(leader ? f.log_dir : "");
+    horo::apps::ProgressLine progress(f.config.epochs);
+    if (leader) {
+      std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d seed=%llu ranks=%d comm=%s%s\n",
+                  built.name.c_str(), static_cast<long long>(model->parameter_count()), static_cast<long long>(train_count),
+                  static_cast<long long>(test_count), static_cast<long long>(f.config.batch), static_cast<double>(f.config.lr),
+                  horo::get_num_threads(), static_cast<unsigned long long>(f.config.seed), world, comm->name().c_str(),
+                  resumed ? horo::detail::concat(" resumed=", resumed->path, "@step", resumed->state.step).c_str() : "");
+      std::fflush(stdout);
+    }
+    f.config.start_epoch = start_epoch;
+    f.config.start_batch = start_batch;
+    f.config.start_step = resumed ? resumed->state.step : 0;
+    horo::apps::TrainCallbacks callbacks;
+    callbacks.evaluate = evaluate;
+    bool epoch_complete = false;
+    callbacks.on_step = [&](const horo::apps::StepReport& s) {
+      epoch_complete = s.batch_in_epoch == s.batches_per_epoch;
+      if (!leader) return;
+      progress.update(s);
+      log.step(s);
+      if (f.checkpoint_every > 0 && s.step % f.checkpoint_every == 0) {
+        const bool epoch_done = s.batch_in_epoch == s.batches_per_epoch;
+        save(s.step, epoch_done ? s.epoch + 1 : s.epoch, epoch_done ? 0 : s.batch_in_epoch);
+      }
+    };
+    int64_t last_step = f.config.start_step;
+    callbacks.on_epoch = [&](const horo::apps::EpochReport& r) {
+      if (schedule) schedule->step();
+      last_step += r.steps;
+      if (!leader) return;
+      if (f.checkpoint_every == 0 && epoch_complete) save(last_step, r.epoch, 0);
+      progress.finish_line();
+      std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f", static_cast<long long>(r.epoch),
+                  static_cast<long long>(f.config.epochs), static_cast<long long>(r.steps), r.loss, r.train_accuracy,
+                  r.test_accuracy, r.images_per_s * world);
+      if (world > 1) std::printf(" (per rank %.0f) comm_wait=%.1f%%", r.images_per_s, 100.0 * r.comm_wait_share);
+      std::printf(" data_wait=%.1f%% time=%.1fs\n", 100.0 * r.data_wait_share, r.seconds);
+      std::fflush(stdout);
+      log.epoch(r);
+    };
+    const auto result = horo::apps::train(*model, *optimizer, *train_batches, f.config, callbacks, reducer.get());
+
+    float total_rate = static_cast<float>(result.train_images_per_s);  // the sum of the ranks' rates
     comm->allreduce(&total_rate, 1, horo::dist::ReduceOp::Sum);
     horo::dist::Timeline::instance().flush();
     if (!leader) return 0;
-    if (evaluate) {
-      std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f\n", static_cast<long long>(result.epochs),
-                  static_cast<double>(total_rate), result.test_accuracy);
-    } else {
-      std::printf("epochs=%lld train_images_per_s=%.1f test_accuracy=nan\n", static_cast<long long>(result.epochs),
-                  static_cast<double>(total_rate));
-    }
+    progress.finish_line();
+    char final_line[256];
+    std::snprintf(final_line, sizeof final_line, "epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f",
+                  static_cast<long long>(result.epochs), static_cast<double>(total_rate),
+                  evaluate ? result.test_accuracy : std::nan(""));
+    log.write_report("horo-train " + built.name, final_line);
+    std::printf("%s\n", final_line);
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "horo-train: error%s: %s\n", horo::dist::launched_by_mpi() ? horo::detail::concat(" (rank ", rank, ")").c_str() : "", e.what());
+    std::fprintf(stderr, "horo-train: error%s: %s\n",
+                 horo::dist::launched_by_mpi() ? horo::detail::concat(" (rank ", rank, ")").c_str() : "", e.what());
     std::fflush(stderr);
     // Under mpirun the other ranks may be waiting for this one in a collective: end them all.
     if (horo::dist::launched_by_mpi()) horo::dist::abort_job(1);

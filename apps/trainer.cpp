@@ -53,6 +53,11 @@ MemorySource::MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t s
 
 int64_t MemorySource::batches_per_epoch() const { return (per_rank_ + batch_ - 1) / batch_; }
 
+void MemorySource::seek(int64_t epoch, int64_t batch) {
+  next(epoch);  // builds the epoch's order (and consumes batch 0)
+  position_ = std::min(per_rank_, batch * batch_);
+}
+
 std::optional<data::Batch> MemorySource::next(int64_t epoch) {
   const auto start = Clock::now();
   if (epoch != epoch_) {
@@ -146,31 +151,41 @@ float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& i
   return value;
 }
 
-TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
-                  const std::function<double()>& evaluate_fn, const TrainConfig& config,
-                  const std::function<void(const EpochReport&)>& on_epoch, dist::GradientReducer* reducer) {
+TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches, const TrainConfig& config,
+                  const TrainCallbacks& callbacks, dist::GradientReducer* reducer) {
   TrainResult result;
   double train_seconds = 0.0;
-  int64_t images_seen = 0, total_steps = 0;
-  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
-    if (config.max_steps >= 0 && total_steps >= config.max_steps) break;
+  int64_t images_seen = 0, total_steps = config.start_step;
+  auto out_of_steps = [&] { return config.max_steps >= 0 && total_steps >= config.max_steps; };
+  for (int64_t epoch = config.start_epoch; epoch < config.epochs && !out_of_steps(); ++epoch) {
     model.train();
     EpochReport report{.epoch = epoch + 1};
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
+    int64_t batch_index = epoch == config.start_epoch ? config.start_batch : 0;
     const double wait_before = train_batches.wait_seconds();
     const double comm_before = reducer ? reducer->wait_seconds() : 0.0;
     const auto start = Clock::now();
-    while (config.max_steps < 0 || total_steps < config.max_steps) {
+    while (!out_of_steps()) {
       const auto batch = train_batches.next(epoch);
       if (!batch) break;
       const int64_t size = batch->labels.numel();
       Tensor logits;
-      loss_sum += static_cast<double>(train_step(model, optimizer, batch->images, batch->labels, &logits, reducer)) * size;
-      correct += count_correct(logits, batch->labels);
+      const float loss = train_step(model, optimizer, batch->images, batch->labels, &logits, reducer);
+      const int64_t batch_correct = count_correct(logits, batch->labels);
+      loss_sum += static_cast<double>(loss) * size;
+      correct += batch_correct;
       seen += size;
       ++report.steps;
       ++total_steps;
+      ++batch_index;
+      if (callbacks.on_step) {
+        const double elapsed = seconds_since(start);
+        callbacks.on_step({.epoch = epoch, .batch_in_epoch = batch_index, .batches_per_epoch = train_batches.batches_per_epoch(),
+                           .step = total_steps, .loss = loss, .accuracy = static_cast<double>(batch_correct) / size,
+                           .epoch_seconds = elapsed, .images_per_s = elapsed > 0 ? seen / elapsed : 0.0,
+                           .data_wait_share = elapsed > 0 ? (train_batches.wait_seconds() - wait_before) / elapsed : 0.0});
+      }
     }
     report.seconds = seconds_since(start);
     report.data_wait_share = report.seconds > 0 ? (train_batches.wait_seconds() - wait_before) / report.seconds : 0.0;
@@ -180,10 +195,10 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
     report.loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
     report.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
     report.images_per_s = report.seconds > 0 ? static_cast<double>(seen) / report.seconds : 0.0;
-    report.test_accuracy = evaluate_fn ? evaluate_fn() : 0.0;
+    report.test_accuracy = callbacks.evaluate ? callbacks.evaluate() : 0.0;
     result.epochs = epoch + 1;
     result.test_accuracy = report.test_accuracy;
-    if (on_epoch) on_epoch(report);
+    if (callbacks.on_epoch) callbacks.on_epoch(report);
   }
   result.train_images_per_s = train_seconds > 0 ? static_cast<double>(images_seen) / train_seconds : 0.0;
   return result;

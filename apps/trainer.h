@@ -24,6 +24,8 @@ struct TrainConfig {
   float lr = 1e-3f;
   uint64_t seed = 42;
   int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
+  // Where to start (a resumed run): the epoch, the batch within it and the steps already taken.
+  int64_t start_epoch = 0, start_batch = 0, start_step = 0;
 };
 
 class BatchSource {
@@ -42,6 +44,8 @@ class BatchSource {
 class MemorySource : public BatchSource {
  public:
   MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed, int64_t rank = 0, int64_t world = 1);
+  // Continues from batch `batch` of epoch `epoch` (a resumed run).
+  void seek(int64_t epoch, int64_t batch);
   std::optional<data::Batch> next(int64_t epoch) override;
   int64_t batches_per_epoch() const override;
   double wait_seconds() const override { return wait_seconds_; }
@@ -86,6 +90,22 @@ struct EpochReport {
   double comm_wait_share = 0.0;  // share spent waiting for gradient allreduces
 };
 
+struct StepReport {
+  int64_t epoch = 0;           // 0-based
+  int64_t batch_in_epoch = 0;  // the index of the next batch (batches done in this epoch)
+  int64_t batches_per_epoch = 0;
+  int64_t step = 0;            // optimizer steps taken in all
+  float loss = 0.0f;
+  double accuracy = 0.0;       // of this batch
+  double epoch_seconds = 0.0, images_per_s = 0.0, data_wait_share = 0.0;
+};
+
+struct TrainCallbacks {
+  std::function<double()> evaluate;                    // test accuracy after each epoch
+  std::function<void(const StepReport&)> on_step;      // after every optimizer step
+  std::function<void(const EpochReport&)> on_epoch;    // after each epoch's evaluation
+};
+
 struct TrainResult {
   int64_t epochs = 0;  // epochs started (the last may have been cut short by max_steps)
   double train_images_per_s = 0.0;
@@ -103,8 +123,7 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
                  Tensor* logits_out = nullptr, dist::GradientReducer* reducer = nullptr);
 
-TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches,
-                  const std::function<double()>& evaluate_fn, const TrainConfig& config,
-                  const std::function<void(const EpochReport&)>& on_epoch, dist::GradientReducer* reducer = nullptr);
+TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches, const TrainConfig& config,
+                  const TrainCallbacks& callbacks, dist::GradientReducer* reducer = nullptr);
 
 }  // namespace horo::apps

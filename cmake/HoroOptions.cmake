@@ -19,6 +19,7 @@ find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(ZLIB REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(CLI11 REQUIRED)
+find_package(Protobuf REQUIRED)
 
 # Resolves an AUTO/ON/OFF option against whether the dependency was found.
 function(horo_resolve_option name found)

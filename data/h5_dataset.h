@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5.h"
+#include "tensor/hdf5.h"
 
 namespace horo::data {
 

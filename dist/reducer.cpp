@@ -234,11 +234,18 @@ void broadcast_parameters(Communicator& comm, nn::Module& model, int root) {
 void broadcast_optimizer_state(Communicator& comm, optim::Optimizer& optimizer, nn::Module& model, int root) {
   if (comm.size() == 1) return;
   std::vector<std::pair<std::string, Tensor>> state;
+  std::vector<std::pair<Tensor, std::string>> owners;  // (parameter, state key) of each entry
   for (const auto& [name, param] : model.named_parameters()) {
-    for (const auto& [key, tensor] : optimizer.state(param)) state.emplace_back(name + "." + key, tensor);
+    for (const auto& [key, tensor] : optimizer.state(param)) {
+      state.emplace_back(name + "." + key, tensor);
+      owners.emplace_back(param, key);
+    }
   }
   check_same_tensors(comm, state, "optimizer state");
-  for (auto& [name, tensor] : state) comm.broadcast(tensor, root);
+  for (size_t i = 0; i < state.size(); ++i) {
+    comm.broadcast(state[i].second, root);
+    optimizer.set_state(owners[i].first, owners[i].second, state[i].second);  // some entries are copies (Adam's step)
+  }
 }
 
 }  // namespace horo::dist

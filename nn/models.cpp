@@ -1,38 +1,28 @@
 #include "nn/models.h"
 
+#include "nn/builtin_models.h"
+#include "nn/spec.h"
+#include "nn/transfer.h"
+
 namespace horo::nn {
 
-std::shared_ptr<Sequential> make_cnn(int64_t classes) {
-  auto features = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
-      std::make_shared<Conv2d>(Conv2dOptions{.in = 1, .out = 32, .kernel = 3}), std::make_shared<ReLU>(),
-      std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}),
-      std::make_shared<Conv2d>(Conv2dOptions{.in = 32, .out = 64, .kernel = 3}), std::make_shared<ReLU>(),
-      std::make_shared<MaxPool2d>(Pool2dOptions{.kernel = 2}), std::make_shared<Dropout>(0.25f)});
-  auto classifier = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
-      std::make_shared<Flatten>(), std::make_shared<Linear>(LinearOptions{.in = 1600, .out = 128}),
-      std::make_shared<ReLU>(), std::make_shared<Dropout>(0.5f),
-      std::make_shared<Linear>(LinearOptions{.in = 128, .out = classes})});
-  auto model = std::make_shared<Sequential>();
-  model->add("features", features).add("classifier", classifier);
-  return model;
-}
+// The reference models are the texts in models/*.prototxt; a class count other than 10 replaces the head.
+std::shared_ptr<Sequential> make_cnn(int64_t classes) { return make_model("cnn", classes); }
 
-std::shared_ptr<Sequential> make_mlp(int64_t classes) {
-  auto features = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
-      std::make_shared<Flatten>(), std::make_shared<Linear>(LinearOptions{.in = 784, .out = 256}),
-      std::make_shared<ReLU>(), std::make_shared<Linear>(LinearOptions{.in = 256, .out = 128}),
-      std::make_shared<ReLU>()});
-  auto classifier = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
-      std::make_shared<Linear>(LinearOptions{.in = 128, .out = classes})});
-  auto model = std::make_shared<Sequential>();
-  model->add("features", features).add("classifier", classifier);
-  return model;
-}
+std::shared_ptr<Sequential> make_mlp(int64_t classes) { return make_model("mlp", classes); }
 
 std::shared_ptr<Sequential> make_model(const std::string& name, int64_t classes) {
-  if (name == "cnn") return make_cnn(classes);
-  if (name == "mlp") return make_mlp(classes);
-  throw ValueError(detail::concat("model '", name, "': expected 'cnn' (W1) or 'mlp' (W2)"));
+  HORO_CHECK(name == "cnn" || name == "mlp", ValueError, "model '", name, "': expected 'cnn' (W1) or 'mlp' (W2)");
+  auto model = build_model(name).model;
+  if (classes != 10) replace_head(*model, classes);
+  return model;
+}
+
+const std::string& builtin_model_text(const std::string& name) {
+  const auto& texts = builtin_model_texts();
+  auto it = texts.find(name);
+  HORO_CHECK(it != texts.end(), ValueError, "model '", name, "': not a built-in model (cnn, mlp) nor a .prototxt path");
+  return it->second;
 }
 
 }  // namespace horo::nn

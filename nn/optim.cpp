@@ -73,6 +73,12 @@ std::vector<std::pair<std::string, Tensor>> SGD::state(const Tensor& param) cons
   return {{"momentum_buffer", it->second}};
 }
 
+void SGD::set_state(const Tensor& param, const std::string& key, const Tensor& value) {
+  HORO_CHECK(key == "momentum_buffer", ValueError, "SGD: unknown state '", key, "' for ", param.describe());
+  check_shape(value, param.shape(), "SGD momentum buffer of " + param.describe());
+  momentum_[param.impl()] = value.clone();
+}
+
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : Adam(one_group(std::move(params)), options) {}
 
 Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options)
@@ -102,7 +108,23 @@ std::vector<std::pair<std::string, Tensor>> Adam::state(const Tensor& param) con
   auto it = moments_.find(param.impl());
   if (it == moments_.end()) return {};
   return {{"exp_avg", it->second.exp_avg}, {"exp_avg_sq", it->second.exp_avg_sq},
-          {"step", Tensor::scalar(static_cast<float>(it->second.step))}};
+          {"step", Tensor::from_vector(std::vector<int64_t>{it->second.step}, {})}};
+}
+
+void Adam::set_state(const Tensor& param, const std::string& key, const Tensor& value) {
+  Moments& m = moments_[param.impl()];
+  if (!m.exp_avg.defined()) {
+    m.exp_avg = Tensor::zeros(param.shape());
+    m.exp_avg_sq = Tensor::zeros(param.shape());
+  }
+  if (key == "step") {
+    HORO_CHECK(value.numel() == 1, ShapeError, "Adam: state 'step' of ", param.describe(), " must be one number");
+    m.step = static_cast<int64_t>(value.dtype() == DType::Int64 ? *value.data<int64_t>() : value.item());
+    return;
+  }
+  HORO_CHECK(key == "exp_avg" || key == "exp_avg_sq", ValueError, "Adam: unknown state '", key, "' for ", param.describe());
+  check_shape(value, param.shape(), "Adam " + key + " of " + param.describe());
+  (key == "exp_avg" ? m.exp_avg : m.exp_avg_sq).copy_from(value);
 }
 
 AdamW::AdamW(std::vector<Tensor> params, AdamOptions options)

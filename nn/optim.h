@@ -33,6 +33,11 @@ class Optimizer {
   int64_t step_count() const { return steps_; }
   // Per-parameter state (momentum buffers, Adam moments) by name, for checkpoints.
   virtual std::vector<std::pair<std::string, Tensor>> state(const Tensor& param) const = 0;
+  // Restores one entry of state(param) (from a checkpoint); throws ValueError for an unknown key.
+  virtual void set_state(const Tensor& param, const std::string& key, const Tensor& value) = 0;
+  // "sgd" or "adam"; checkpoints refuse to load one optimizer's state into the other.
+  virtual std::string type_name() const = 0;
+  void set_step_count(int64_t steps) { steps_ = steps; }
 
  protected:
   Optimizer(std::vector<ParamGroup> groups, float default_lr);
@@ -53,6 +58,8 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, const SgdOptions& options);
   SGD(std::vector<ParamGroup> groups, const SgdOptions& options);
   std::vector<std::pair<std::string, Tensor>> state(const Tensor& param) const override;
+  void set_state(const Tensor& param, const std::string& key, const Tensor& value) override;
+  std::string type_name() const override { return "sgd"; }
 
  protected:
   void update(Tensor& param, const Tensor& grad, float lr) override;
@@ -72,6 +79,8 @@ class Adam : public Optimizer {
   Adam(std::vector<Tensor> params, const AdamOptions& options = {});
   Adam(std::vector<ParamGroup> groups, const AdamOptions& options = {});
   std::vector<std::pair<std::string, Tensor>> state(const Tensor& param) const override;
+  void set_state(const Tensor& param, const std::string& key, const Tensor& value) override;
+  std::string type_name() const override { return "adam"; }
 
  protected:
   void update(Tensor& param, const Tensor& grad, float lr) override;

@@ -1,9 +1,9 @@
-#include "data/hdf5.h"
+#include "tensor/hdf5.h"
 
 #include <cstring>
 #include <filesystem>
 
-namespace horo::data::h5 {
+namespace horo::h5 {
 void quiet_this_thread() {
   // HDF5 prints its error stack to stderr by default, per thread; horo reports errors itself.
   thread_local bool quiet = false;
@@ -181,4 +181,95 @@ void write_doubles(hid_t object, const std::string& name, const std::vector<doub
   check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()), at, "writing");
 }
 
-}  // namespace horo::data::h5
+Handle create_group(hid_t parent, const std::string& name, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  return Handle(check_id(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where,
+                         ("creating group " + name).c_str()), H5Gclose);
+}
+
+bool has_group(hid_t parent, const std::string& name) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0) return false;
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Oget_info_by_name3(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#else
+  if (H5Oget_info_by_name2(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#endif
+  return info.type == H5O_TYPE_GROUP;
+}
+
+Handle open_group(hid_t parent, const std::string& name, const std::string& where) {
+  HORO_CHECK(has_group(parent, name), IOError, where, ": no group '", name, "'");
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  return Handle(check_id(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), where, "opening a group"), H5Gclose);
+}
+
+std::vector<std::string> dataset_names(hid_t group, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  H5G_info_t info;
+  check(H5Gget_info(group, &info), where, "listing");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    check(length < 0 ? -1 : 0, where, "listing");
+    std::string name(static_cast<size_t>(length), '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
+    if (has_dataset(group, name)) names.push_back(name);
+  }
+  return names;
+}
+
+void write_tensor(hid_t group, const std::string& name, const Tensor& tensor, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + "/" + name;
+  std::vector<hsize_t> dims(tensor.shape().begin(), tensor.shape().end());
+  Handle space(check_id(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                        at, "creating the shape"), H5Sclose);
+  const hid_t file_type = tensor.dtype() == DType::Float32 ? H5T_IEEE_F32LE
+                          : tensor.dtype() == DType::Int64 ? H5T_STD_I64LE
+                          : tensor.dtype() == DType::Int32 ? H5T_STD_I32LE : H5T_STD_U8LE;
+  Handle set(check_id(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), at,
+                      "creating the dataset"), H5Dclose);
+  check(H5Dwrite(set.get(), memory_type(tensor.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw_data()), at, "writing");
+}
+
+Tensor read_tensor(hid_t group, const std::string& name, const std::string& where) {
+  const std::string at = where + "/" + name;
+  Handle set = open_dataset(group, name, at);
+  const DType dtype = dataset_dtype(set.get(), at);
+  Tensor out = Tensor::empty(dataset_shape(set.get(), at), dtype);
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  check(H5Dread(set.get(), memory_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.raw_data()), at, "reading");
+  return out;
+}
+
+void write_string(hid_t object, const std::string& name, const std::string& value, const std::string& where) {
+  write_string_list(object, name, {value}, where);
+}
+
+std::string read_string(hid_t object, const std::string& name, const std::string& where) {
+  const auto values = read_string_list(object, name, where);
+  return values.empty() ? std::string() : values.front();
+}
+
+void write_int(hid_t object, const std::string& name, int64_t value, const std::string& where) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  Handle space(check_id(H5Screate(H5S_SCALAR), at, "creating the shape"), H5Sclose);
+  Handle attr(check_id(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), at, "creating"),
+              H5Aclose);
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), at, "writing");
+}
+
+int64_t read_int(hid_t object, const std::string& name, const std::string& where) {
+  HORO_CHECK(has_attribute(object, name), IOError, where, ": attribute '", name, "' is missing");
+  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
+  const std::string at = where + " attribute '" + name + "'";
+  Handle attr(check_id(H5Aopen(object, name.c_str(), H5P_DEFAULT), at, "opening"), H5Aclose);
+  int64_t value = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), at, "reading");
+  return value;
+}
+
+}  // namespace horo::h5

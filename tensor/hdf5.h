@@ -11,7 +11,7 @@
 
 #include "tensor/tensor.h"
 
-namespace horo::data::h5 {
+namespace horo::h5 {
 
 std::recursive_mutex& hdf5_lock();
 // Turns off HDF5's own printing of its error stack for the calling thread (horo throws instead).
@@ -67,4 +67,17 @@ void write_string_list(hid_t object, const std::string& name, const std::vector<
                        const std::string& where);
 void write_doubles(hid_t object, const std::string& name, const std::vector<double>& values, const std::string& where);
 
-}  // namespace horo::data::h5
+// Groups, whole tensors and scalar attributes (checkpoints use these).
+Handle create_group(hid_t parent, const std::string& name, const std::string& where);
+Handle open_group(hid_t parent, const std::string& name, const std::string& where);
+bool has_group(hid_t parent, const std::string& name);
+// The names of the datasets directly inside a group, in creation order.
+std::vector<std::string> dataset_names(hid_t group, const std::string& where);
+void write_tensor(hid_t group, const std::string& name, const Tensor& tensor, const std::string& where);
+Tensor read_tensor(hid_t group, const std::string& name, const std::string& where);
+void write_string(hid_t object, const std::string& name, const std::string& value, const std::string& where);
+std::string read_string(hid_t object, const std::string& name, const std::string& where);  // "" when absent
+void write_int(hid_t object, const std::string& name, int64_t value, const std::string& where);
+int64_t read_int(hid_t object, const std::string& name, const std::string& where);  // throws when absent
+
+}  // namespace horo::h5

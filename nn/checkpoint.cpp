@@ -1,0 +1,156 @@
+#include "nn/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+
+#include "tensor/hdf5.h"
+
+namespace horo::nn {
+namespace {
+
+std::map<std::string, Tensor> read_group(hid_t file, const std::string& name, const std::string& where) {
+  std::map<std::string, Tensor> out;
+  if (!h5::has_group(file, name)) return out;
+  h5::Handle group = h5::open_group(file, name, where);
+  for (const auto& tensor : h5::dataset_names(group.get(), where + ":/" + name)) {
+    out.emplace(tensor, h5::read_tensor(group.get(), tensor, where + ":/" + name));
+  }
+  return out;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Module& model, const optim::Optimizer* optimizer,
+                     const TrainingState& state, const std::string& model_spec, const std::string& train_config) {
+  const std::string temporary = path + ".tmp";
+  {
+    h5::Handle file = h5::create_file(temporary);
+    const hid_t f = file.get();
+    h5::write_int(f, "format_version", kCheckpointFormatVersion, temporary);
+    h5::write_string(f, "model_spec", model_spec, temporary);
+    h5::write_string(f, "train_config", train_config, temporary);
+    h5::write_string(f, "optimizer", optimizer ? optimizer->type_name() : "", temporary);
+    h5::write_int(f, "step", state.step, temporary);
+    h5::write_int(f, "epoch", state.epoch, temporary);
+    h5::write_int(f, "batch_in_epoch", state.batch_in_epoch, temporary);
+    h5::write_int(f, "rng_seed", static_cast<int64_t>(state.rng_seed), temporary);
+    h5::write_int(f, "rng_offset", static_cast<int64_t>(state.rng_offset), temporary);
+    h5::write_int(f, "data_seed", static_cast<int64_t>(state.data_seed), temporary);
+    {
+      h5::Handle params = h5::create_group(f, "parameters", temporary);
+      for (const auto& [name, tensor] : model.named_parameters()) h5::write_tensor(params.get(), name, tensor, temporary + ":/parameters");
+      h5::Handle buffers = h5::create_group(f, "buffers", temporary);
+      for (const auto& [name, tensor] : model.named_buffers()) h5::write_tensor(buffers.get(), name, tensor, temporary + ":/buffers");
+    }
+    if (optimizer) {
+      h5::Handle group = h5::create_group(f, "optimizer", temporary);
+      for (const auto& [name, param] : model.named_parameters()) {
+        const auto entries = optimizer->state(param);
+        if (entries.empty()) continue;
+        h5::Handle per_param = h5::create_group(group.get(), name, temporary + ":/optimizer");
+        for (const auto& [key, tensor] : entries) h5::write_tensor(per_param.get(), key, tensor, temporary + ":/optimizer/" + name);
+      }
+    }
+    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+    h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), temporary, "flushing");
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  HORO_CHECK(!error, IOError, path, ": cannot move the checkpoint into place (", error.message(), ")");
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  Checkpoint c;
+  c.path = path;
+  h5::Handle file = h5::open_file(path);
+  const hid_t f = file.get();
+  HORO_CHECK(h5::has_attribute(f, "format_version"), IOError, path, ": not a horo checkpoint (no format_version attribute)");
+  c.format_version = h5::read_int(f, "format_version", path);
+  HORO_CHECK(c.format_version == kCheckpointFormatVersion, IOError, path, ": checkpoint format ", c.format_version,
+             ", this horo reads format ", kCheckpointFormatVersion);
+  c.model_spec = h5::read_string(f, "model_spec", path);
+  c.train_config = h5::read_string(f, "train_config", path);
+  c.optimizer = h5::read_string(f, "optimizer", path);
+  c.state.step = h5::read_int(f, "step", path);
+  c.state.epoch = h5::read_int(f, "epoch", path);
+  c.state.batch_in_epoch = h5::read_int(f, "batch_in_epoch", path);
+  c.state.rng_seed = static_cast<uint64_t>(h5::read_int(f, "rng_seed", path));
+  c.state.rng_offset = static_cast<uint64_t>(h5::read_int(f, "rng_offset", path));
+  c.state.data_seed = static_cast<uint64_t>(h5::read_int(f, "data_seed", path));
+  c.parameters = read_group(f, "parameters", path);
+  c.buffers = read_group(f, "buffers", path);
+  HORO_CHECK(!c.parameters.empty(), IOError, path, ": the checkpoint holds no parameters");
+  if (h5::has_group(f, "optimizer")) {
+    h5::Handle group = h5::open_group(f, "optimizer", path);
+    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+    H5G_info_t info;
+    h5::check(H5Gget_info(group.get(), &info), path + ":/optimizer", "listing");
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      const ssize_t length = H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+      std::string name(static_cast<size_t>(std::max<ssize_t>(0, length)), '\0');
+      H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
+      c.optimizer_state[name] = read_group(group.get(), name, path + ":/optimizer");
+    }
+  }
+  return c;
+}
+
+LoadReport load_model(Module& model, const Checkpoint& checkpoint, bool strict) {
+  std::map<std::string, Tensor> all = checkpoint.parameters;
+  all.insert(checkpoint.buffers.begin(), checkpoint.buffers.end());
+  return load_tensors(model, all, strict, "checkpoint " + checkpoint.path);
+}
+
+void load_optimizer(optim::Optimizer& optimizer, const Module& model, const Checkpoint& checkpoint) {
+  if (checkpoint.optimizer_state.empty()) return;
+  HORO_CHECK(checkpoint.optimizer == optimizer.type_name(), ValueError, checkpoint.path, ": holds ", checkpoint.optimizer,
+             " state, the run uses ", optimizer.type_name());
+  for (const auto& [name, param] : model.named_parameters()) {
+    auto it = checkpoint.optimizer_state.find(name);
+    if (it == checkpoint.optimizer_state.end()) continue;
+    for (const auto& [key, tensor] : it->second) {
+      try {
+        optimizer.set_state(param, key, tensor);
+      } catch (const Error& e) {
+        throw ValueError(detail::concat(checkpoint.path, ":/optimizer/", name, "/", key, ": ", e.what()));
+      }
+    }
+  }
+  optimizer.set_step_count(checkpoint.state.step);
+}
+
+CheckpointDir::CheckpointDir(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {
+  HORO_CHECK(keep_ >= 1, ValueError, "checkpoints to keep must be at least 1, got ", keep_);
+  std::error_code error;
+  std::filesystem::create_directories(dir_, error);
+  HORO_CHECK(!error, IOError, dir_, ": cannot create the checkpoint directory (", error.message(), ")");
+}
+
+std::vector<std::pair<int64_t, std::string>> CheckpointDir::list() const {
+  std::vector<std::pair<int64_t, std::string>> found;
+  const std::regex pattern("ckpt-([0-9]+)\\.h5");
+  std::smatch match;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, match, pattern)) found.emplace_back(std::stoll(match[1]), entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+std::string CheckpointDir::save(const Module& model, const optim::Optimizer* optimizer, const TrainingState& state,
+                                const std::string& model_spec, const std::string& train_config) {
+  const std::string path = (std::filesystem::path(dir_) / ("ckpt-" + std::to_string(state.step) + ".h5")).string();
+  save_checkpoint(path, model, optimizer, state, model_spec, train_config);
+  auto found = list();
+  for (size_t i = 0; i + static_cast<size_t>(keep_) < found.size(); ++i) std::filesystem::remove(found[i].second);
+  return path;
+}
+
+std::string CheckpointDir::latest() const {
+  const auto found = list();
+  return found.empty() ? std::string() : found.back().second;
+}
+
+}  // namespace horo::nn

@@ -1,0 +1,35 @@
+// Models built from text: a protobuf text-format specification (proto/horo.proto, message Model) such
+// as models/cnn.prototxt. Errors name the file, the line and the layer: a misspelt field, an unknown
+// layer kind, or a shape chain that cannot work (a Linear that expects 1600 features after a layer
+// that gives 1024).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "nn/layers.h"
+
+namespace horo::nn {
+
+struct BuiltModel {
+  std::shared_ptr<Sequential> model;
+  std::string name;
+  std::string spec_text;  // the specification the model was built from (stored in checkpoints)
+  Shape input_shape;      // one sample
+};
+
+// Builds the model described by `text`; `source` names it in errors (a path, or "cnn").
+BuiltModel build_model_from_text(const std::string& text, const std::string& source);
+// A built-in name ("cnn", "mlp": the files models/*.prototxt, compiled in) or a .prototxt path.
+BuiltModel build_model(const std::string& name_or_path);
+// The text of a built-in model, or throws ValueError naming the choices.
+const std::string& builtin_model_text(const std::string& name);
+
+// The specification with its last linear layer (the head) giving `classes` outputs, re-serialised.
+std::string with_class_count(const std::string& text, int64_t classes, const std::string& source);
+
+// Parses a training configuration (message TrainConfig) and returns it re-serialised in canonical
+// text form, after checking it; throws ValueError with the line of any error.
+std::string canonical_train_config(const std::string& text, const std::string& source);
+
+}  // namespace horo::nn
