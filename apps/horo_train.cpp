@@ -151,10 +151,13 @@ int main(int argc, char** argv) {
     std::string spec_text = resumed ? resumed->model_spec
                             : f.model.find(".prototxt") != std::string::npos ? read_text(f.model)
                                                                               : horo::nn::builtin_model_text(f.model);
+    const std::string spec_source = resumed ? resumed->path : f.model;
+    auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
     const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
-    if (!resumed) spec_text = horo::nn::with_class_count(spec_text, classes, f.model);
+    const auto head_bias_or_weight = built.model->named_parameters().back().second;
+    if (!resumed && head_bias_or_weight.size(0) != classes) spec_text = horo::nn::with_class_count(spec_text, classes, spec_source);
     horo::manual_seed(f.config.seed);
-    auto built = horo::nn::build_model_from_text(spec_text, resumed ? resumed->path : f.model);
+    built = horo::nn::build_model_from_text(spec_text, spec_source);
     auto model = built.model;
     std::string head_prefix;
     if (!f.init_from.empty()) {

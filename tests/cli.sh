@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The programs as a user meets them: --help lists every flag with its default, errors give one line on
+# stderr and a non-zero exit, horo-train then horo-eval on a synthetic set, and a resumed run whose
+# losses equal those of an uninterrupted one (IDX and HDF5 input).
+# Usage: cli.sh BIN_DIR WORK_DIR
+set -uo pipefail
+bin=$1 work=$2
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+
+for program in horo-train horo-eval horo-data; do
+  "$bin/$program" --help >help.txt 2>&1 || fail "$program --help exited non-zero"
+done
+"$bin/horo-train" --help >help.txt
+for flag in --model --epochs --batch --lr --seed --threads --max-steps --data --train --val --checkpoint-dir --resume \
+            --init-from --freeze --num-classes --log-dir; do
+  grep -q -- "$flag" help.txt || fail "horo-train --help lacks $flag"
+done
+grep -q "=64" help.txt || grep -q "64" help.txt || fail "horo-train --help shows no defaults"
+
+# Errors: one line on stderr, non-zero exit.
+check_error() {  # expected-fragment command...
+  local fragment=$1; shift
+  "$@" >out.txt 2>err.txt && fail "$* succeeded"
+  [ "$(wc -l <err.txt)" -ge 1 ] || fail "$*: nothing on stderr"
+  grep -q -- "$fragment" err.txt || { cat err.txt; fail "$*: stderr lacks '$fragment'"; }
+}
+check_error "--bogus" "$bin/horo-train" --bogus
+check_error "absent.h5: no such file" "$bin/horo-train" --train absent.h5
+check_error "absent.h5: no such file" "$bin/horo-eval" --checkpoint absent.h5 --data absent.h5
+check_error "model 'nosuch': not a built-in model" "$bin/horo-train" --model nosuch --max-steps 1 --train-images 64 --test-images 64
+printf 'input_shape: [1, 28, 28]\nlayers { flatten {} }\nlayers { linear { in: 700 out: 10 } }\n' >bad.prototxt
+check_error "bad.prototxt:3" "$bin/horo-train" --model bad.prototxt --max-steps 1 --train-images 64 --test-images 64
+
+# Train, checkpoint, evaluate.
+"$bin/horo-data" synth -o train.h5 --count 1280 --seed 1 >/dev/null
+"$bin/horo-data" synth -o test.h5 --count 300 --seed 2 >/dev/null
+"$bin/horo-train" --model cnn --epochs 2 --train train.h5 --val test.h5 --checkpoint-dir ck --log-dir logs >train.txt ||
+  fail "horo-train failed"
+[ -f logs/report.html ] && [ -f logs/metrics.jsonl ] && grep -q "^epoch," logs/metrics.csv || fail "logs missing"
+"$bin/horo-eval" --checkpoint ck/ckpt-40.h5 --data test.h5 --json >eval.json || fail "horo-eval failed"
+/usr/bin/python3 -c "
+import json, sys
+r = json.load(open('eval.json'))
+assert r['accuracy'] > 0.8 and len(r['confusion']) == 3 and r['samples'] == 300, r
+print('horo-eval accuracy', r['accuracy'])" || fail "horo-eval output"
+
+# Resume: stop at step 12, resume from the step-10 checkpoint, compare losses with a run that never stopped.
+resume_check() {  # name, horo-train data flags...
+  local name=$1; shift
+  "$bin/horo-train" --model cnn --epochs 3 --max-steps 30 "$@" --checkpoint-dir "$name-a" --checkpoint-every 5 --log-dir "$name-a/logs" >/dev/null || fail "$name: run a"
+  "$bin/horo-train" --model cnn --epochs 3 --max-steps 12 "$@" --checkpoint-dir "$name-b" --checkpoint-every 5 --log-dir "$name-b/logs" >/dev/null || fail "$name: run b"
+  "$bin/horo-train" --epochs 3 --max-steps 30 "$@" --checkpoint-dir "$name-b" --checkpoint-every 5 --resume "$name-b/ckpt-10.h5" \
+    --log-dir "$name-b/resumed" >/dev/null || fail "$name: resume"
+  diff <(awk -F, '$1 == "step" && $3 > 10 {print $3, $4}' "$name-a/logs/metrics.csv") \
+       <(awk -F, '$1 == "step" {print $3, $4}' "$name-b/resumed/metrics.csv") >/dev/null || fail "$name: resumed losses differ"
+  echo "$name: resumed losses equal the uninterrupted run's (steps 11-30)"
+}
+resume_check hdf5 --train train.h5
+resume_check idx --train-images 640 --test-images 100
+echo "cli: ok"

@@ -1,0 +1,176 @@
+// Checkpoints, model specifications and transfer learning.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/h5_dataset.h"
+#include "nn/checkpoint.h"
+#include "nn/models.h"
+#include "nn/spec.h"
+#include "tests/test_util.h"
+
+namespace horo::nn {
+namespace {
+
+namespace F = functional;
+using horo::testing::expect_error;
+using horo::testing::random_tensor;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string leaf = "horo_ckpt_";
+    leaf += std::to_string(::getpid());
+    leaf += '_';
+    leaf += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = std::filesystem::temp_directory_path() / leaf;
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+// A few Adam steps on a fixed batch so that the optimizer has state worth saving.
+void train_a_little(Module& model, optim::Optimizer& opt, int steps) {
+  static const Tensor x = random_tensor({8, 1, 28, 28});
+  static const Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}, {8});
+  for (int i = 0; i < steps; ++i) {
+    opt.zero_grad();
+    F::cross_entropy(model(x), y).backward();
+    opt.step();
+  }
+}
+
+TEST_F(CheckpointTest, SaveThenLoadGivesIdenticalOutputsAndOptimizerState) {
+  manual_seed(static_cast<uint64_t>(horo::testing::random_int(0, 1000)));
+  auto model = make_cnn();
+  optim::Adam opt(model->parameters(), {.lr = 0.01f});
+  train_a_little(*model, opt, 3);
+  save_checkpoint(path("a.h5"), *model, &opt, {.step = 3, .epoch = 1, .batch_in_epoch = 2, .rng_seed = 9, .rng_offset = 40},
+                  builtin_model_text("cnn"), "batch: 8\n");
+  manual_seed(12345);  // a different initialisation, overwritten by the load
+  auto restored = make_cnn();
+  optim::Adam opt2(restored->parameters(), {.lr = 0.01f});
+  const Checkpoint c = read_checkpoint(path("a.h5"));
+  EXPECT_EQ(load_model(*restored, c, true).loaded.size(), 8u);
+  load_optimizer(opt2, *restored, c);
+  EXPECT_EQ(c.state.batch_in_epoch, 2);
+  EXPECT_EQ(c.state.rng_offset, 40u);
+  EXPECT_EQ(c.train_config, "batch: 8\n");
+  model->eval();
+  restored->eval();
+  const Tensor x = random_tensor({5, 1, 28, 28});
+  EXPECT_EQ((*model)(x).to_vector(), (*restored)(x).to_vector());
+  // The same next step from the same optimizer state: parameters stay bit-identical.
+  model->train();
+  restored->train();
+  default_generator().set_state(3, 0);
+  train_a_little(*model, opt, 1);
+  default_generator().set_state(3, 0);
+  train_a_little(*restored, opt2, 1);
+  const auto a = model->named_parameters(), b = restored->named_parameters();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].second.to_vector(), b[i].second.to_vector()) << a[i].first;
+}
+
+TEST_F(CheckpointTest, PartialLoadReportsWhatWasLoadedSkippedAndMismatched) {
+  auto source = make_cnn(10);
+  save_checkpoint(path("s.h5"), *source, nullptr, {}, builtin_model_text("cnn"), "");
+  auto target = make_cnn(4);
+  const LoadReport report = load_model(*target, read_checkpoint(path("s.h5")), false);
+  EXPECT_EQ(report.loaded.size(), 6u);
+  ASSERT_EQ(report.mismatched.size(), 2u);
+  EXPECT_NE(report.mismatched[0].find("classifier.4.weight: [4, 128] in the model, [10, 128]"), std::string::npos);
+  EXPECT_EQ(target->parameter("features.0.weight").to_vector(), source->parameter("features.0.weight").to_vector());
+  EXPECT_NE(report.summary().find("loaded 6 tensors"), std::string::npos);
+  expect_error<ValueError>([&] { load_model(*target, read_checkpoint(path("s.h5")), true); },
+                           {"s.h5", "classifier.4.weight", "[4, 128]", "[10, 128]"});
+  auto mlp = make_mlp();
+  expect_error<ValueError>([&] { load_model(*mlp, read_checkpoint(path("s.h5")), true); }, {"s.h5", "does not match"});
+}
+
+TEST_F(CheckpointTest, CorruptMissingAndForeignFilesNameTheFile) {
+  auto model = make_mlp();
+  save_checkpoint(path("good.h5"), *model, nullptr, {}, builtin_model_text("mlp"), "");
+  expect_error<IOError>([&] { read_checkpoint(path("absent.h5")); }, {"absent.h5", "no such file"});
+  std::filesystem::copy_file(path("good.h5"), path("cut.h5"));
+  std::filesystem::resize_file(path("cut.h5"), std::filesystem::file_size(path("good.h5")) / 2);
+  expect_error<IOError>([&] { read_checkpoint(path("cut.h5")); }, {"cut.h5"});
+  data::write_dataset_file(path("data.h5"), Tensor::zeros({2, 3}, DType::UInt8), Tensor(), {});
+  expect_error<IOError>([&] { read_checkpoint(path("data.h5")); }, {"data.h5", "not a horo checkpoint"});
+  EXPECT_FALSE(std::filesystem::exists(path("good.h5.tmp")));  // the atomic write left nothing behind
+}
+
+TEST_F(CheckpointTest, DirectoryKeepsTheNewestK) {
+  auto model = make_mlp();
+  CheckpointDir dir(path("ck"), 2);
+  for (int64_t step : {5, 10, 15}) dir.save(*model, nullptr, {.step = step}, builtin_model_text("mlp"), "");
+  EXPECT_EQ(dir.latest(), path("ck/ckpt-15.h5"));
+  EXPECT_FALSE(std::filesystem::exists(path("ck/ckpt-5.h5")));
+  EXPECT_TRUE(std::filesystem::exists(path("ck/ckpt-10.h5")));
+}
+
+TEST_F(CheckpointTest, FrozenTensorsStayBitIdenticalAndTheNewHeadTrains) {
+  auto model = make_cnn(10);
+  replace_head(*model, 4);
+  const auto frozen = freeze(*model, "features.*");
+  EXPECT_EQ(frozen.size(), 4u);
+  std::map<std::string, std::vector<float>> before;
+  for (const auto& [name, t] : model->named_parameters()) before[name] = t.to_vector();
+  optim::Adam opt(model->parameters(), {.lr = 0.01f});
+  const Tensor x = random_tensor({6, 1, 28, 28});
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 0, 1}, {6});
+  for (int i = 0; i < 3; ++i) {
+    opt.zero_grad();
+    F::cross_entropy((*model)(x), y).backward();
+    opt.step();
+  }
+  for (const auto& [name, t] : model->named_parameters()) {
+    EXPECT_EQ(t.to_vector() == before[name], name.rfind("features.", 0) == 0) << name;
+  }
+  expect_error<ValueError>([&] { freeze(*model, "backbone.*"); }, {"backbone.*", "no parameter matches"});
+}
+
+TEST(Spec, BuiltInModelsAreTheFilesInModels) {
+  for (const char* name : {"cnn", "mlp"}) {
+    std::ifstream in(std::string(HORO_SOURCE_DIR) + "/models/" + name + ".prototxt");
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(builtin_model_text(name), text.str()) << name;
+  }
+  EXPECT_EQ(make_cnn()->parameter_count(), 225034);
+  EXPECT_EQ(make_mlp()->parameter_count(), 235146);
+}
+
+TEST(Spec, ErrorsNameTheLineAndTheLayer) {
+  expect_error<ValueError>([] { build_model_from_text("input_shape: [1, 4, 4]\nlayers { linear { in: 16 outt: 3 } }\n", "net.prototxt"); },
+                           {"net.prototxt:2:", "outt"});
+  expect_error<ValueError>([] { build_model_from_text("input_shape: [1, 4, 4]\nlayers { convolution {} }\n", "net.prototxt"); },
+                           {"net.prototxt:2:", "convolution"});
+  const std::string chain =
+      "input_shape: [1, 28, 28]\n"
+      "layers {\n"
+      "  name: \"features\"\n"
+      "  sequential {\n"
+      "    layers { conv2d { in: 1 out: 8 kernel: 3 } }\n"
+      "    layers { flatten {} }\n"
+      "    layers { linear { in: 1600 out: 10 } }\n"
+      "  }\n"
+      "}\n";
+  expect_error<ValueError>([&] { build_model_from_text(chain, "net.prototxt"); },
+                           {"net.prototxt:7:", "layer 'features.2' (linear)", "expects 1600 input features", "gives 5408"});
+  const std::string channels = "input_shape: [3, 8, 8]\nlayers { conv2d { in: 1 out: 2 kernel: 3 } }\n";
+  expect_error<ValueError>([&] { build_model_from_text(channels, "c.prototxt"); },
+                           {"c.prototxt:2:", "layer '0' (conv2d)", "expects 1 input channels", "gives 3"});
+  expect_error<ValueError>([] { build_model_from_text("input_shape: [4]\nlayers { dropout { p: 1.5 } }\n", "d.prototxt"); },
+                           {"d.prototxt:2:", "Dropout", "1.5"});
+}
+
+TEST(Spec, ClassCountRewritesTheHead) {
+  const auto built = build_model_from_text(with_class_count(builtin_model_text("cnn"), 4, "cnn"), "cnn");
+  EXPECT_EQ(built.model->parameter("classifier.4.weight").shape(), (Shape{4, 128}));
+}
+
+}  // namespace
+}  // namespace horo::nn
