@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+
+#include "dist/communicator.h"
 #include <sstream>
 
 namespace horo::apps {
@@ -45,7 +47,9 @@ std::string svg_chart(const std::string& title, const std::vector<std::pair<std:
 
 }  // namespace
 
-ProgressLine::ProgressLine(int64_t epochs) : terminal_(isatty(STDOUT_FILENO) == 1), epochs_(epochs) {}
+// Under mpirun, stdout may be a pseudo-terminal that the launcher relays line by line: no redraws there.
+ProgressLine::ProgressLine(int64_t epochs)
+    : terminal_(isatty(STDOUT_FILENO) == 1 && !dist::launched_by_mpi()), epochs_(epochs) {}
 
 void ProgressLine::update(const StepReport& s) {
   if (!terminal_) return;

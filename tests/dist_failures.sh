@@ -26,7 +26,7 @@ grep -q "probe.weight" "$work/stall.txt" || fail "stall: tensor not named"
 [ $code -ne 0 ] && [ $code -ne 124 ] && [ $elapsed -lt 60 ] || fail "stall: exit code $code after ${elapsed}s"
 
 # 3. A rank killed mid-training: the job ends non-zero, well within the watchdog's timeout.
-HORO_STALL_TIMEOUT=30 timeout 120 "${run[@]}" -np 2 "$bin/horo-train" --model cnn --epochs 50 --train-images 2000 \
+HORO_STALL_TIMEOUT=30 timeout 120 "${run[@]}" -np 2 "$bin/horo-train" --model cnn --epochs 500 --train-images 2000 \
   --test-images 200 >"$work/kill.txt" 2>&1 &
 launcher=$!
 victim=""
