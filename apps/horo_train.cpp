@@ -61,6 +61,8 @@ std::string config_text(const Flags& f) {
 int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"horo-train: train a model on Fashion-MNIST (IDX) or an HDF5 dataset"};
+  std::string config_file;
+  app.add_option("--config", config_file, "training configuration (.prototxt, message TrainConfig); flags given override it");
   app.add_option("--model", f.model, "cnn (W1), mlp (W2) or a .prototxt file")->capture_default_str();
   app.add_option("--epochs", f.config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", f.config.batch, "mini-batch size (per rank)")->check(CLI::PositiveNumber)->capture_default_str();
@@ -99,6 +101,28 @@ int main(int argc, char** argv) {
 
   int rank = 0;
   try {
+    if (!config_file.empty()) {
+      // The file's values stand wherever the command line gave none.
+      const auto t = horo::nn::parse_train_config(read_text(config_file), config_file);
+      auto unset = [&](const char* flag) { return app.count(flag) == 0; };
+      if (t.has_optimizer) {
+        if (unset("--optimizer")) f.optimizer = t.optimizer;
+        if (unset("--lr")) f.config.lr = t.lr;
+        if (unset("--momentum") && t.optimizer == "sgd") f.momentum = t.momentum;
+        if (unset("--weight-decay")) f.weight_decay = t.weight_decay;
+      }
+      if (t.has_schedule && unset("--schedule")) {
+        f.schedule = t.schedule;
+        f.step_size = t.step_size;
+        f.gamma = t.gamma;
+        f.warmup_steps = t.warmup_epochs;
+      }
+      if (t.has_batch && unset("--batch")) f.config.batch = t.batch;
+      if (t.has_epochs && unset("--epochs")) f.config.epochs = t.epochs;
+      if (t.has_seed && unset("--seed")) f.config.seed = t.seed;
+      if (!t.train.empty() && unset("--train")) f.train_file = t.train;
+      if (!t.val.empty() && unset("--val")) f.val_file = t.val;
+    }
     auto comm = horo::dist::make_communicator();
     rank = comm->rank();
     const int world = comm->size();

@@ -190,6 +190,44 @@ std::string with_class_count(const std::string& text, int64_t classes, const std
   return out;
 }
 
+TrainSettings parse_train_config(const std::string& text, const std::string& source) {
+  spec::TrainConfig config;
+  parse(text, source, config, nullptr);
+  TrainSettings t;
+  if (config.has_optimizer()) {
+    t.has_optimizer = true;
+    if (config.optimizer().has_sgd()) {
+      const auto& o = config.optimizer().sgd();
+      t.optimizer = "sgd";
+      t.lr = o.lr();
+      t.momentum = o.momentum();
+      t.weight_decay = o.weight_decay();
+    } else {
+      const auto& o = config.optimizer().adam();
+      t.lr = o.lr();
+      t.weight_decay = o.weight_decay();
+    }
+  }
+  if (config.has_schedule()) {
+    t.has_schedule = true;
+    const auto& s = config.schedule();
+    t.schedule = s.has_step_size() ? "step" : s.has_cosine() && s.cosine() ? "cosine" : "none";
+    t.step_size = s.has_step_size() ? s.step_size() : 1;
+    t.gamma = s.gamma();
+    t.warmup_epochs = s.warmup_steps();
+  }
+  t.has_batch = config.has_batch();
+  t.batch = config.batch();
+  t.has_epochs = config.has_epochs();
+  t.epochs = config.epochs();
+  t.has_seed = config.has_seed();
+  t.seed = config.seed();
+  t.train = config.train();
+  t.val = config.val();
+  HORO_CHECK(t.batch > 0 && t.epochs > 0, ValueError, source, ": batch and epochs must be positive");
+  return t;
+}
+
 std::string canonical_train_config(const std::string& text, const std::string& source) {
   spec::TrainConfig config;
   parse(text, source, config, nullptr);

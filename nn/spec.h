@@ -28,6 +28,20 @@ const std::string& builtin_model_text(const std::string& name);
 // The specification with its last linear layer (the head) giving `classes` outputs, re-serialised.
 std::string with_class_count(const std::string& text, int64_t classes, const std::string& source);
 
+// A training configuration (message TrainConfig) as plain values; `has_*` say which were given.
+struct TrainSettings {
+  std::string optimizer = "adam";  // "adam" or "sgd"
+  float lr = 1e-3f, momentum = 0.0f, weight_decay = 0.0f;
+  std::string schedule = "none";   // "none", "step" or "cosine"
+  int64_t step_size = 1, warmup_epochs = 0;
+  double gamma = 0.1;
+  int64_t batch = 64, epochs = 10;
+  uint64_t seed = 42;
+  std::string train, val;
+  bool has_optimizer = false, has_schedule = false, has_batch = false, has_epochs = false, has_seed = false;
+};
+TrainSettings parse_train_config(const std::string& text, const std::string& source);
+
 // Parses a training configuration (message TrainConfig) and returns it re-serialised in canonical
 // text form, after checking it; throws ValueError with the line of any error.
 std::string canonical_train_config(const std::string& text, const std::string& source);

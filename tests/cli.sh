@@ -45,6 +45,15 @@ r = json.load(open('eval.json'))
 assert r['accuracy'] > 0.8 and len(r['confusion']) == 3 and r['samples'] == 300, r
 print('horo-eval accuracy', r['accuracy'])" || fail "horo-eval output"
 
+# A training configuration file: its values apply, flags override them, typos are named with the line.
+printf 'optimizer { sgd { lr: 0.05 momentum: 0.9 } }\nbatch: 32\nepochs: 1\ntrain: "train.h5"\n' >run.prototxt
+"$bin/horo-train" --model mlp --config run.prototxt --max-steps 3 --log-dir "" >config.txt || fail "--config run"
+grep -q "batch=32 lr=0.05" config.txt || { cat config.txt; fail "--config values not applied"; }
+"$bin/horo-train" --model mlp --config run.prototxt --batch 16 --max-steps 3 --log-dir "" >override.txt || fail "--config override run"
+grep -q "batch=16" override.txt || fail "flag did not override --config"
+printf 'optimizer { adam { lrate: 0.1 } }\n' >typo.prototxt
+check_error "typo.prototxt:1" "$bin/horo-train" --config typo.prototxt --max-steps 1
+
 # Resume: stop at step 12, resume from the step-10 checkpoint, compare losses with a run that never stopped.
 resume_check() {  # name, horo-train data flags...
   local name=$1; shift
