@@ -10,7 +10,7 @@ packages=(build-essential cmake pkg-config zlib1g-dev procps
   dataset-fashion-mnist python3-h5py python3-numpy)
 for arg in "$@"; do
   case "$arg" in
-    --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
+    --peers) packages+=(libtorch-dev libopenblas0-openmp python3-torch) ;;  # OpenBLAS, so libtorch runs at its best
     *) echo "install-deps.sh: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
   esac
 done
