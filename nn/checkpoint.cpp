@@ -83,13 +83,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   HORO_CHECK(!c.parameters.empty(), IOError, path, ": the checkpoint holds no parameters");
   if (h5::has_group(f, "optimizer")) {
     h5::Handle group = h5::open_group(f, "optimizer", path);
-    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
-    H5G_info_t info;
-    h5::check(H5Gget_info(group.get(), &info), path + ":/optimizer", "listing");
-    for (hsize_t i = 0; i < info.nlinks; ++i) {
-      const ssize_t length = H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-      std::string name(static_cast<size_t>(std::max<ssize_t>(0, length)), '\0');
-      H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
+    for (const auto& name : h5::link_names(group.get(), path + ":/optimizer")) {
       c.optimizer_state[name] = read_group(group.get(), name, path + ":/optimizer");
     }
   }

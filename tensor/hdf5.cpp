@@ -53,17 +53,22 @@ Handle create_file(const std::string& path) {
   return Handle(id, H5Fclose);
 }
 
-bool has_dataset(hid_t file, const std::string& name) {
+namespace {
+// The kind of object at `name` under `parent`, or H5O_TYPE_UNKNOWN when there is none.
+H5O_type_t object_type(hid_t parent, const std::string& name) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
-  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) return false;
+  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0) return H5O_TYPE_UNKNOWN;
   H5O_info_t info;
 #if H5_VERSION_GE(1, 12, 0)
-  if (H5Oget_info_by_name3(file, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+  if (H5Oget_info_by_name3(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
 #else
-  if (H5Oget_info_by_name2(file, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+  if (H5Oget_info_by_name2(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
 #endif
-  return info.type == H5O_TYPE_DATASET;
+  return info.type;
 }
+}  // namespace
+
+bool has_dataset(hid_t file, const std::string& name) { return object_type(file, name) == H5O_TYPE_DATASET; }
 
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where) {
   HORO_CHECK(has_dataset(file, name), IOError, where, ": no dataset '", name, "'");
@@ -187,17 +192,7 @@ Handle create_group(hid_t parent, const std::string& name, const std::string& wh
                          ("creating group " + name).c_str()), H5Gclose);
 }
 
-bool has_group(hid_t parent, const std::string& name) {
-  std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
-  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0) return false;
-  H5O_info_t info;
-#if H5_VERSION_GE(1, 12, 0)
-  if (H5Oget_info_by_name3(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
-#else
-  if (H5Oget_info_by_name2(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
-#endif
-  return info.type == H5O_TYPE_GROUP;
-}
+bool has_group(hid_t parent, const std::string& name) { return object_type(parent, name) == H5O_TYPE_GROUP; }
 
 Handle open_group(hid_t parent, const std::string& name, const std::string& where) {
   HORO_CHECK(has_group(parent, name), IOError, where, ": no group '", name, "'");
@@ -205,7 +200,7 @@ Handle open_group(hid_t parent, const std::string& name, const std::string& wher
   return Handle(check_id(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), where, "opening a group"), H5Gclose);
 }
 
-std::vector<std::string> dataset_names(hid_t group, const std::string& where) {
+std::vector<std::string> link_names(hid_t group, const std::string& where) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
   H5G_info_t info;
   check(H5Gget_info(group, &info), where, "listing");
@@ -215,7 +210,15 @@ std::vector<std::string> dataset_names(hid_t group, const std::string& where) {
     check(length < 0 ? -1 : 0, where, "listing");
     std::string name(static_cast<size_t>(length), '\0');
     H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    if (has_dataset(group, name)) names.push_back(name);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+std::vector<std::string> dataset_names(hid_t group, const std::string& where) {
+  std::vector<std::string> names;
+  for (auto& name : link_names(group, where)) {
+    if (has_dataset(group, name)) names.push_back(std::move(name));
   }
   return names;
 }

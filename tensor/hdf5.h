@@ -71,7 +71,8 @@ void write_doubles(hid_t object, const std::string& name, const std::vector<doub
 Handle create_group(hid_t parent, const std::string& name, const std::string& where);
 Handle open_group(hid_t parent, const std::string& name, const std::string& where);
 bool has_group(hid_t parent, const std::string& name);
-// The names of the datasets directly inside a group, in creation order.
+// The names of everything directly inside a group, and of its datasets only (in name order).
+std::vector<std::string> link_names(hid_t group, const std::string& where);
 std::vector<std::string> dataset_names(hid_t group, const std::string& where);
 void write_tensor(hid_t group, const std::string& name, const Tensor& tensor, const std::string& where);
 Tensor read_tensor(hid_t group, const std::string& name, const std::string& where);

@@ -17,20 +17,7 @@ namespace F = functional;
 using horo::testing::expect_error;
 using horo::testing::random_tensor;
 
-class CheckpointTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string leaf = "horo_ckpt_";
-    leaf += std::to_string(::getpid());
-    leaf += '_';
-    leaf += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir_ = std::filesystem::temp_directory_path() / leaf;
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::filesystem::path dir_;
-};
+using CheckpointTest = horo::testing::ScratchDirTest;
 
 // A few Adam steps on a fixed batch so that the optimizer has state worth saving.
 void train_a_little(Module& model, optim::Optimizer& opt, int steps) {

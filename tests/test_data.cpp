@@ -17,19 +17,8 @@ namespace {
 using horo::testing::expect_error;
 using horo::testing::random_int;
 
-class DataTest : public ::testing::Test {
+class DataTest : public horo::testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    std::string leaf = "horo_data_";
-    leaf += std::to_string(::getpid());
-    leaf += '_';
-    leaf += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir_ = std::filesystem::temp_directory_path() / leaf;
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // A labelled uint8 image file of n random samples [c, h, w] with `classes` classes.
   std::string make_file(const std::string& name, int64_t n, int64_t c = 1, int64_t h = 6, int64_t w = 5,
                         int64_t classes = 4, int gzip = 0) {
@@ -47,7 +36,6 @@ class DataTest : public ::testing::Test {
     return path(name);
   }
 
-  std::filesystem::path dir_;
   Tensor images_;
   std::vector<int64_t> labels_;
 };

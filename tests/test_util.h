@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -59,5 +63,21 @@ void expect_error(const Body& body, std::initializer_list<const char*> fragments
     for (const char* f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "message: " << message << "\nlacks: " << f;
   }
 }
+
+// A fixture with a fresh scratch directory per test, removed afterwards.
+class ScratchDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string leaf = "horo_test_";
+    leaf += std::to_string(::getpid());
+    leaf += '_';
+    leaf += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = std::filesystem::temp_directory_path() / leaf;
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
 
 }  // namespace horo::testing
