@@ -14,6 +14,7 @@
 #include "apps/run_log.h"
 #include "apps/trainer.h"
 #include "dist/timeline.h"
+#include "kernels/device.h"
 #include "kernels/parallel.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
@@ -61,7 +62,7 @@ std::string config_text(const Flags& f) {
 int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"horo-train: train a model on Fashion-MNIST (IDX) or an HDF5 dataset"};
-  std::string config_file;
+  std::string config_file, device_name = "cpu";
   app.add_option("--config", config_file, "training configuration (.prototxt, message TrainConfig); flags given override it");
   app.add_option("--model", f.model, "cnn (W1), mlp (W2) or a .prototxt file")->capture_default_str();
   app.add_option("--epochs", f.config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   app.add_option("--step-size", f.step_size, "epochs between decays (step schedule)")->capture_default_str();
   app.add_option("--gamma", f.gamma, "decay factor (step schedule)")->capture_default_str();
   app.add_option("--warmup-epochs", f.warmup_steps, "linear warm-up epochs before the schedule")->capture_default_str();
+  app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--seed", f.config.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
   app.add_option("--threads", f.threads, "CPU threads (0: HORO_NUM_THREADS, else the cores shared by the host's ranks)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -194,6 +196,13 @@ int main(int argc, char** argv) {
       if (leader) std::printf("froze %zu tensors matching '%s'\n", frozen.size(), pattern.c_str());
     }
     if (resumed) horo::nn::load_model(*model, *resumed, true);
+    f.config.device = horo::Device::parse(device_name);
+    if (f.config.device.is_cuda()) {
+      HORO_CHECK(horo::kernels::cuda::available(), horo::ValueError, "--device ", device_name,
+                 ": no CUDA device is visible to this process (or horo was built without CUDA)");
+      horo::kernels::cuda::set_device(f.config.device.index);
+    }
+    model->to(f.config.device);
 
     // Parameter groups: the head (the last linear layer) at lr, the rest at lr * backbone scale.
     std::vector<horo::Tensor> head, backbone;

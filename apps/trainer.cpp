@@ -16,9 +16,10 @@ double seconds_since(Clock::time_point start) {
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor predicted = ops::argmax_rows(logits);
+  const Tensor predicted = ops::argmax_rows(logits).to(Device::cpu());
+  const Tensor truth = labels.to(Device::cpu());
   const int64_t* p = predicted.data<int64_t>();
-  const int64_t* y = labels.data<int64_t>();
+  const int64_t* y = truth.data<int64_t>();
   int64_t correct = 0;
   for (int64_t i = 0; i < labels.numel(); ++i) correct += p[i] == y[i];
   return correct;
@@ -97,13 +98,19 @@ data::ReaderOptions reader_options(const std::string& path, int64_t batch, uint6
   return o;
 }
 
+Device model_device(const nn::Module& model) {
+  const auto params = model.parameters();
+  return params.empty() ? Device::cpu() : params.front().device();
+}
+
 double evaluate(nn::Module& model, BatchSource& batches) {
   const bool was_training = model.is_training();
   model.eval();
   autograd::NoGradGuard no_grad;
   int64_t correct = 0, seen = 0;
+  const Device device = model_device(model);
   while (auto batch = batches.next(0)) {
-    correct += count_correct(model.forward(batch->images), batch->labels);
+    correct += count_correct(model.forward(batch->images.to(device)), batch->labels);
     seen += batch->labels.numel();
   }
   model.train(was_training);
@@ -117,7 +124,7 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
   int64_t correct = 0;
   for (int64_t begin = 0; begin < dataset.size(); begin += batch) {
     const int64_t end = std::min(dataset.size(), begin + batch);
-    const Tensor images = data::normalize_images(dataset.images.slice(begin, end));
+    const Tensor images = data::normalize_images(dataset.images.slice(begin, end)).to(model_device(model));
     correct += count_correct(model.forward(images), dataset.labels.slice(begin, end));
   }
   model.train(was_training);
@@ -171,7 +178,8 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
       if (!batch) break;
       const int64_t size = batch->labels.numel();
       Tensor logits;
-      const float loss = train_step(model, optimizer, batch->images, batch->labels, &logits, reducer);
+      const float loss = train_step(model, optimizer, batch->images.to(config.device), batch->labels.to(config.device),
+                                    &logits, reducer);
       const int64_t batch_correct = count_correct(logits, batch->labels);
       loss_sum += static_cast<double>(loss) * size;
       correct += batch_correct;

@@ -26,6 +26,7 @@ struct TrainConfig {
   int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
   // Where to start (a resumed run): the epoch, the batch within it and the steps already taken.
   int64_t start_epoch = 0, start_batch = 0, start_step = 0;
+  Device device = Device::cpu();  // where the model lives; batches are copied there
 };
 
 class BatchSource {
@@ -112,10 +113,13 @@ struct TrainResult {
   double test_accuracy = 0.0;
 };
 
-// Accuracy over every batch a source yields for epoch 0, in eval mode and without gradients.
+// Accuracy over every batch a source yields for epoch 0, in eval mode and without gradients, on
+// the device the model's parameters are on.
 double evaluate(nn::Module& model, BatchSource& batches);
 // Accuracy of model on an in-memory dataset.
 double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t batch = 1000);
+// The device of the model's first parameter (CPU for a model without any).
+Device model_device(const nn::Module& model);
 
 // One optimizer step on a batch; returns the loss. Throws NumericError naming the layer (found by
 // re-running the forward pass with anomaly detection) when the loss is not finite.

@@ -12,7 +12,8 @@ option(HORO_BUILD_TESTS "Build the GoogleTest suite" ON)
 option(HORO_BUILD_BENCH "Build the benchmarks" ON)
 set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "CUDA architectures to build for")
 
-set(HORO_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor)
+# C++ only: nvcc passes host-compiler warnings differently, and CUDA files include CUDA's headers.
+set(HORO_WARNINGS $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor>)
 
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
@@ -49,6 +50,13 @@ if(NOT HORO_CUDA STREQUAL "OFF")
   endif()
 endif()
 horo_resolve_option(HORO_CUDA "${_horo_cuda_found}")
+if(HORO_CUDA_ENABLED)
+  enable_language(CUDA)
+  # C++17 for nvcc (CMake 3.25 cannot ask nvcc for C++20; the kernels need nothing newer), and
+  # constexpr helpers of the shared headers are called from kernels.
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} --expt-relaxed-constexpr")
+endif()
 
 set(_horo_mpi_found OFF)
 if(NOT HORO_MPI STREQUAL "OFF")

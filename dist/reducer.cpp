@@ -68,6 +68,8 @@ GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair
   if (options_.fusion_bytes < 0) options_.fusion_bytes = fusion_bytes_from_env();
   check_same_tensors(comm, named_parameters, "model parameters (names, shapes, dtypes)");
   for (const auto& entry : named_parameters) {
+    HORO_CHECK(entry.second.device().is_cpu(), TypeError, "distributed training of ", entry.second.describe(), " on ",
+               entry.second.device().str(), ": gradients on the GPU need the NCCL communicator, which this version lacks");
     if (entry.second.requires_grad()) params_.push_back(entry);
   }
   comm_ = comm.duplicate();

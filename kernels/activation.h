@@ -17,6 +17,13 @@ void unary_backward(Unary op, float param, int64_t n, const float* x, const floa
                     float* dx);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void unary_forward(Unary op, float param, int64_t n, const float* x, float* y);
+void unary_backward(Unary op, float param, int64_t n, const float* x, const float* y, const float* dy,
+                    float* dx);
+}  // namespace cuda
+
 namespace ref {
 void unary_forward(Unary op, float param, int64_t n, const float* x, float* y);
 void unary_backward(Unary op, float param, int64_t n, const float* x, const float* y, const float* dy,

@@ -25,6 +25,13 @@ void affine(int64_t n, float alpha, float beta, const float* x, float* y);
 void accumulate(int64_t n, const float* x, float* y);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
+void affine(int64_t n, float alpha, float beta, const float* x, float* y);
+void accumulate(int64_t n, const float* x, float* y);
+}  // namespace cuda
+
 namespace ref {
 void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
 }  // namespace ref

@@ -26,6 +26,16 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* input, const floa
                             float* grad_weight, float* grad_bias);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
+                    float* output);
+void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight,
+                           float* grad_input);
+void conv2d_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias);
+}  // namespace cuda
+
 namespace ref {
 void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                     float* output);

@@ -22,6 +22,14 @@ void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, c
                             float grad_loss, float* grad_logits);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
+                            float* log_probs);
+void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, const int64_t* labels,
+                            float grad_loss, float* grad_logits);
+}  // namespace cuda
+
 namespace ref {
 float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
                             float* log_probs);

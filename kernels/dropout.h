@@ -11,6 +11,11 @@ namespace cpu {
 void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y);
+}  // namespace cuda
+
 namespace ref {
 void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y);
 }  // namespace ref

@@ -20,6 +20,11 @@ struct GemmArgs {
 };
 
 namespace cpu { void gemm(const GemmArgs& args); }  // Eigen; threads inside unless already parallel
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void gemm(const GemmArgs& args);  // cuBLAS, fp32 (TF32 when enabled in kernels/device.h)
+}  // namespace cuda
+
 namespace ref { void gemm(const GemmArgs& args); }  // triple loop, double accumulation
 
 }  // namespace horo::kernels

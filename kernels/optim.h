@@ -24,4 +24,11 @@ void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, 
                  float* exp_avg_sq);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void sgd_update(const SgdArgs& a, int64_t n, float* param, const float* grad, float* momentum_buffer);
+void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, float* exp_avg,
+                 float* exp_avg_sq);
+}  // namespace cuda
+
 }  // namespace horo::kernels

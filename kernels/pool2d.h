@@ -24,6 +24,14 @@ void avgpool2d_forward(const Pool2dShape& s, const float* input, float* output);
 void avgpool2d_backward(const Pool2dShape& s, const float* grad_output, float* grad_input);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, int32_t* argmax);
+void maxpool2d_backward(const Pool2dShape& s, const float* grad_output, const int32_t* argmax, float* grad_input);
+void avgpool2d_forward(const Pool2dShape& s, const float* input, float* output);
+void avgpool2d_backward(const Pool2dShape& s, const float* grad_output, float* grad_input);
+}  // namespace cuda
+
 namespace ref {
 void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, int32_t* argmax);
 void maxpool2d_backward(const Pool2dShape& s, const float* grad_output, const int32_t* argmax,

@@ -10,6 +10,11 @@ struct ReduceShape {
 };
 
 namespace cpu { void sum(const ReduceShape& s, const float* x, float* out); }
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void sum(const ReduceShape& s, const float* x, float* out);
+}  // namespace cuda
+
 namespace ref { void sum(const ReduceShape& s, const float* x, float* out); }
 
 }  // namespace horo::kernels

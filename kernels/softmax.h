@@ -15,6 +15,12 @@ void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y);
 void softmax_backward(const SoftmaxShape& s, bool log, const float* y, const float* dy, float* dx);
 }  // namespace cpu
 
+// Device pointers; run on the current CUDA stream (kernels/device.h).
+namespace cuda {
+void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y);
+void softmax_backward(const SoftmaxShape& s, bool log, const float* y, const float* dy, float* dx);
+}  // namespace cuda
+
 namespace ref {
 void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y);
 void softmax_backward(const SoftmaxShape& s, bool log, const float* y, const float* dy, float* dx);

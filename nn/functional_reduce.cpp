@@ -73,6 +73,7 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
 
 void check_finite(const Tensor& x, const std::string& what) {
   if (x.dtype() != DType::Float32) return;
+  if (x.device().is_cuda()) return check_finite(x.to(Device::cpu()), what);
   const float* p = x.data<float>();
   for (int64_t i = 0, n = x.numel(); i < n; ++i) {
     if (!std::isfinite(p[i])) {

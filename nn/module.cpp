@@ -113,6 +113,12 @@ std::shared_ptr<Module> Module::submodule(const std::string& dotted_path) const 
   throw ValueError(detail::concat(where().empty() ? "model" : where(), ": no sub-module named '", head, "'"));
 }
 
+void Module::to(Device device) {
+  for (auto& [name, tensor] : parameters_) tensor.move_to(device);
+  for (auto& [name, tensor] : buffers_) tensor.move_to(device);
+  for (auto& [name, child] : children_) child->to(device);
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);

@@ -42,6 +42,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // Replaces the child at `name` (e.g. a new head) and renames its tensors under this module.
   void replace_child(const std::string& name, std::shared_ptr<Module> child);
 
+  // Moves every parameter and buffer to `device` in place (names, requires_grad and optimizer
+  // references are kept).
+  void to(Device device);
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "nn/autograd.h"
+#include "tensor/dispatch.h"
 
 namespace horo::optim {
 
@@ -60,11 +61,11 @@ void SGD::update(Tensor& param, const Tensor& grad, float lr) {
   float* buffer = nullptr;
   if (options_.momentum != 0.0f) {
     auto [it, inserted] = momentum_.try_emplace(param.impl());
-    if (inserted) it->second = Tensor::zeros(param.shape());
+    if (inserted) it->second = Tensor::zeros(param.shape(), DType::Float32, param.device());
     args.first_step = inserted;
     buffer = it->second.data<float>();
   }
-  kernels::cpu::sgd_update(args, param.numel(), param.data<float>(), grad.data<float>(), buffer);
+  HORO_DISPATCH(param.device(), sgd_update, args, param.numel(), param.data<float>(), grad.data<float>(), buffer);
 }
 
 std::vector<std::pair<std::string, Tensor>> SGD::state(const Tensor& param) const {
@@ -76,7 +77,7 @@ std::vector<std::pair<std::string, Tensor>> SGD::state(const Tensor& param) cons
 void SGD::set_state(const Tensor& param, const std::string& key, const Tensor& value) {
   HORO_CHECK(key == "momentum_buffer", ValueError, "SGD: unknown state '", key, "' for ", param.describe());
   check_shape(value, param.shape(), "SGD momentum buffer of " + param.describe());
-  momentum_[param.impl()] = value.clone();
+  momentum_[param.impl()] = value.to(param.device()).clone();
 }
 
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : Adam(one_group(std::move(params)), options) {}
@@ -93,14 +94,14 @@ void Adam::update(Tensor& param, const Tensor& grad, float lr) {
   auto [it, inserted] = moments_.try_emplace(param.impl());
   Moments& m = it->second;
   if (inserted) {
-    m.exp_avg = Tensor::zeros(param.shape());
-    m.exp_avg_sq = Tensor::zeros(param.shape());
+    m.exp_avg = Tensor::zeros(param.shape(), DType::Float32, param.device());
+    m.exp_avg_sq = Tensor::zeros(param.shape(), DType::Float32, param.device());
   }
   ++m.step;
   const kernels::AdamArgs args{.lr = lr, .beta1 = options_.beta1, .beta2 = options_.beta2, .eps = options_.eps,
                                .weight_decay = options_.weight_decay,
                                .decoupled_weight_decay = options_.decoupled_weight_decay, .step = m.step};
-  kernels::cpu::adam_update(args, param.numel(), param.data<float>(), grad.data<float>(), m.exp_avg.data<float>(),
+  HORO_DISPATCH(param.device(), adam_update, args, param.numel(), param.data<float>(), grad.data<float>(), m.exp_avg.data<float>(),
                             m.exp_avg_sq.data<float>());
 }
 
@@ -114,8 +115,8 @@ std::vector<std::pair<std::string, Tensor>> Adam::state(const Tensor& param) con
 void Adam::set_state(const Tensor& param, const std::string& key, const Tensor& value) {
   Moments& m = moments_[param.impl()];
   if (!m.exp_avg.defined()) {
-    m.exp_avg = Tensor::zeros(param.shape());
-    m.exp_avg_sq = Tensor::zeros(param.shape());
+    m.exp_avg = Tensor::zeros(param.shape(), DType::Float32, param.device());
+    m.exp_avg_sq = Tensor::zeros(param.shape(), DType::Float32, param.device());
   }
   if (key == "step") {
     HORO_CHECK(value.numel() == 1, ShapeError, "Adam: state 'step' of ", param.describe(), " must be one number");

@@ -234,7 +234,8 @@ void write_tensor(hid_t group, const std::string& name, const Tensor& tensor, co
                           : tensor.dtype() == DType::Int32 ? H5T_STD_I32LE : H5T_STD_U8LE;
   Handle set(check_id(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), at,
                       "creating the dataset"), H5Dclose);
-  check(H5Dwrite(set.get(), memory_type(tensor.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw_data()), at, "writing");
+  const Tensor host = tensor.to(Device::cpu());
+  check(H5Dwrite(set.get(), memory_type(tensor.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, host.raw_data()), at, "writing");
 }
 
 Tensor read_tensor(hid_t group, const std::string& name, const std::string& where) {

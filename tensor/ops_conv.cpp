@@ -1,5 +1,6 @@
 #include "kernels/conv2d.h"
 #include "kernels/pool2d.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 
 namespace horo::ops {
@@ -50,7 +51,8 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
   if (bias.defined()) check_shape(bias, {weight.size(0)}, "conv2d: bias");
   const auto s = conv_shape(input.shape(), weight.shape(), p);
   Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()}, DType::Float32, input.device());
-  kernels::cpu::conv2d_forward(s, input.data<float>(), weight.data<float>(),
+  check_same_device("conv2d", {&input, &weight, &bias});
+  HORO_DISPATCH(input.device(), conv2d_forward, s, input.data<float>(), weight.data<float>(),
                                bias.defined() ? bias.data<float>() : nullptr, out.data<float>());
   return out;
 }
@@ -60,7 +62,7 @@ Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, co
   const auto s = conv_shape(input_shape, weight.shape(), p);
   check_shape(grad_output, {s.batch, s.out_channels, s.out_h(), s.out_w()}, "conv2d backward: grad_output");
   Tensor grad_input = Tensor::empty(input_shape, DType::Float32, weight.device());
-  kernels::cpu::conv2d_backward_input(s, grad_output.data<float>(), weight.data<float>(), grad_input.data<float>());
+  HORO_DISPATCH(weight.device(), conv2d_backward_input, s, grad_output.data<float>(), weight.data<float>(), grad_input.data<float>());
   return grad_input;
 }
 
@@ -71,7 +73,7 @@ std::pair<Tensor, Tensor> conv2d_backward_weight(const Tensor& input, const Tens
   check_shape(grad_output, {s.batch, s.out_channels, s.out_h(), s.out_w()}, "conv2d backward: grad_output");
   Tensor grad_weight = Tensor::empty(weight_shape, DType::Float32, input.device());
   Tensor grad_bias = with_bias ? Tensor::empty({weight_shape[0]}, DType::Float32, input.device()) : Tensor();
-  kernels::cpu::conv2d_backward_weight(s, input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(),
+  HORO_DISPATCH(input.device(), conv2d_backward_weight, s, input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(),
                                        with_bias ? grad_bias.data<float>() : nullptr);
   return {grad_weight, grad_bias};
 }
@@ -81,7 +83,7 @@ std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p) 
   const Shape out_shape{input.size(0), input.size(1), s.out_h(), s.out_w()};
   Tensor out = Tensor::empty(out_shape, DType::Float32, input.device());
   Tensor argmax = Tensor::empty(out_shape, DType::Int32, input.device());
-  kernels::cpu::maxpool2d_forward(s, input.data<float>(), out.data<float>(), argmax.data<int32_t>());
+  HORO_DISPATCH(input.device(), maxpool2d_forward, s, input.data<float>(), out.data<float>(), argmax.data<int32_t>());
   return {out, argmax};
 }
 
@@ -90,14 +92,14 @@ Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const
   const auto s = pool_shape(input_shape, p);
   check_shape(grad_output, argmax.shape(), "max_pool2d backward: grad_output");
   Tensor grad_input = Tensor::empty(input_shape, DType::Float32, grad_output.device());
-  kernels::cpu::maxpool2d_backward(s, grad_output.data<float>(), argmax.data<int32_t>(), grad_input.data<float>());
+  HORO_DISPATCH(grad_output.device(), maxpool2d_backward, s, grad_output.data<float>(), argmax.data<int32_t>(), grad_input.data<float>());
   return grad_input;
 }
 
 Tensor avgpool2d(const Tensor& input, const Pool2dParams& p) {
   const auto s = checked_pool_shape(input, p, "avg_pool2d");
   Tensor out = Tensor::empty({input.size(0), input.size(1), s.out_h(), s.out_w()}, DType::Float32, input.device());
-  kernels::cpu::avgpool2d_forward(s, input.data<float>(), out.data<float>());
+  HORO_DISPATCH(input.device(), avgpool2d_forward, s, input.data<float>(), out.data<float>());
   return out;
 }
 
@@ -105,7 +107,7 @@ Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, c
   const auto s = pool_shape(input_shape, p);
   check_shape(grad_output, {input_shape[0], input_shape[1], s.out_h(), s.out_w()}, "avg_pool2d backward: grad_output");
   Tensor grad_input = Tensor::empty(input_shape, DType::Float32, grad_output.device());
-  kernels::cpu::avgpool2d_backward(s, grad_output.data<float>(), grad_input.data<float>());
+  HORO_DISPATCH(grad_output.device(), avgpool2d_backward, s, grad_output.data<float>(), grad_input.data<float>());
   return grad_input;
 }
 

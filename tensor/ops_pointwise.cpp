@@ -2,6 +2,7 @@
 
 #include "kernels/dropout.h"
 #include "kernels/softmax.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 
 namespace horo::ops {
@@ -29,13 +30,13 @@ void broadcast_strides(const Shape& shape, const Shape& out, int64_t* strides) {
 Tensor unary(kernels::Unary op, const Tensor& x, float param) {
   check_float(x, kernels::unary_name(op));
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  kernels::cpu::unary_forward(op, param, x.numel(), x.data<float>(), y.data<float>());
+  HORO_DISPATCH(x.device(), unary_forward, op, param, x.numel(), x.data<float>(), y.data<float>());
   return y;
 }
 
 Tensor unary_backward(kernels::Unary op, float param, const Tensor& x, const Tensor& y, const Tensor& grad_y) {
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  kernels::cpu::unary_backward(op, param, x.numel(), x.data<float>(), y.data<float>(), grad_y.data<float>(),
+  HORO_DISPATCH(x.device(), unary_backward, op, param, x.numel(), x.data<float>(), y.data<float>(), grad_y.data<float>(),
                                dx.data<float>());
   return dx;
 }
@@ -67,19 +68,21 @@ Tensor binary(kernels::Binary op, const Tensor& a, const Tensor& b) {
   std::copy(out_shape.begin(), out_shape.end(), s.out_shape);
   broadcast_strides(a.shape(), out_shape, s.a_stride);
   broadcast_strides(b.shape(), out_shape, s.b_stride);
-  kernels::cpu::binary(op, s, a.data<float>(), b.data<float>(), out.data<float>());
+  check_same_device(what, {&a, &b});
+  HORO_DISPATCH(a.device(), binary, op, s, a.data<float>(), b.data<float>(), out.data<float>());
   return out;
 }
 
 Tensor affine(const Tensor& x, float alpha, float beta) {
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  kernels::cpu::affine(x.numel(), alpha, beta, x.data<float>(), y.data<float>());
+  HORO_DISPATCH(x.device(), affine, x.numel(), alpha, beta, x.data<float>(), y.data<float>());
   return y;
 }
 
 void accumulate(Tensor& target, const Tensor& source) {
   check_shape(source, target.shape(), "gradient accumulation into " + target.describe());
-  kernels::cpu::accumulate(target.numel(), source.data<float>(), target.data<float>());
+  check_same_device("gradient accumulation", {&target, &source});
+  HORO_DISPATCH(target.device(), accumulate, target.numel(), source.data<float>(), target.data<float>());
 }
 
 std::pair<Tensor, Tensor> dropout(const Tensor& x, float p, uint64_t seed, uint64_t offset) {
@@ -87,7 +90,7 @@ std::pair<Tensor, Tensor> dropout(const Tensor& x, float p, uint64_t seed, uint6
   HORO_CHECK(p >= 0.0f && p < 1.0f, ValueError, "dropout: probability must be in [0, 1), got ", p);
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
-  kernels::cpu::dropout_forward(seed, offset, p, x.numel(), x.data<float>(), mask.data<float>(), y.data<float>());
+  HORO_DISPATCH(x.device(), dropout_forward, seed, offset, p, x.numel(), x.data<float>(), mask.data<float>(), y.data<float>());
   return {y, mask};
 }
 
@@ -108,7 +111,7 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   check_float(x, what);
   const int64_t d = normalize_dim(dim, x.dim(), what);
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  if (x.numel() > 0) kernels::cpu::softmax_forward(softmax_shape(x.shape(), d), log, x.data<float>(), y.data<float>());
+  if (x.numel() > 0) HORO_DISPATCH(x.device(), softmax_forward, softmax_shape(x.shape(), d), log, x.data<float>(), y.data<float>());
   return y;
 }
 
@@ -116,7 +119,7 @@ Tensor softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool
   const int64_t d = normalize_dim(dim, y.dim(), "softmax backward");
   Tensor dx = Tensor::empty(y.shape(), DType::Float32, y.device());
   if (y.numel() > 0) {
-    kernels::cpu::softmax_backward(softmax_shape(y.shape(), d), log, y.data<float>(), grad_y.data<float>(),
+    HORO_DISPATCH(y.device(), softmax_backward, softmax_shape(y.shape(), d), log, y.data<float>(), grad_y.data<float>(),
                                    dx.data<float>());
   }
   return dx;

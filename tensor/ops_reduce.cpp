@@ -2,6 +2,7 @@
 
 #include "kernels/cross_entropy.h"
 #include "kernels/reduce.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 
 namespace horo::ops {
@@ -19,14 +20,14 @@ Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
   if (keepdim) out_shape[static_cast<size_t>(d)] = 1;
   else out_shape.erase(out_shape.begin() + d);
   Tensor out = Tensor::empty(out_shape, DType::Float32, x.device());
-  kernels::cpu::sum(s, x.data<float>(), out.data<float>());
+  HORO_DISPATCH(x.device(), sum, s, x.data<float>(), out.data<float>());
   return out;
 }
 
 Tensor sum_all(const Tensor& x) {
   check_dtype(x, DType::Float32, "sum");
   Tensor out = Tensor::empty({}, DType::Float32, x.device());
-  kernels::cpu::sum({.outer = 1, .axis = x.numel(), .inner = 1}, x.data<float>(), out.data<float>());
+  HORO_DISPATCH(x.device(), sum, {.outer = 1, .axis = x.numel(), .inner = 1}, x.data<float>(), out.data<float>());
   return out;
 }
 
@@ -53,6 +54,10 @@ Tensor argmax_rows(const Tensor& x) {
   check_rank(x, 2, "argmax");
   const int64_t rows = x.size(0), cols = x.size(1);
   Tensor out = Tensor::empty({rows}, DType::Int64, x.device());
+  if (x.device().is_cuda()) {
+    kernels::cuda::argmax_rows(x.data<float>(), rows, cols, out.data<int64_t>());
+    return out;
+  }
   const float* p = x.data<float>();
   int64_t* o = out.data<int64_t>();
   for (int64_t r = 0; r < rows; ++r) o[r] = std::max_element(p + r * cols, p + (r + 1) * cols) - (p + r * cols);
@@ -70,7 +75,9 @@ kernels::CrossEntropyArgs check_cross_entropy(const Tensor& logits, const Tensor
   check_dtype(labels, DType::Int64, "cross_entropy: labels");
   const int64_t classes = logits.size(1);
   HORO_CHECK(logits.size(0) > 0, ShapeError, "cross_entropy: empty batch");
-  const int64_t* y = labels.data<int64_t>();
+  check_same_device("cross_entropy", {&logits, &labels, &o.weight});
+  const Tensor host_labels = labels.to(Device::cpu());  // the range check reads them on the host
+  const int64_t* y = host_labels.data<int64_t>();
   for (int64_t i = 0; i < labels.numel(); ++i) {
     HORO_CHECK(y[i] >= 0 && y[i] < classes, ValueError, "cross_entropy: label ", y[i], " at batch index ", i,
                " is outside the class range [0, ", classes, ")");
@@ -90,7 +97,7 @@ kernels::CrossEntropyArgs check_cross_entropy(const Tensor& logits, const Tensor
 std::pair<Tensor, Tensor> cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& o) {
   const auto args = check_cross_entropy(logits, labels, o);
   Tensor log_probs = Tensor::empty(logits.shape(), DType::Float32, logits.device());
-  const float loss = kernels::cpu::cross_entropy_forward(args, logits.data<float>(), labels.data<int64_t>(),
+  const float loss = HORO_DISPATCH(logits.device(), cross_entropy_forward, args, logits.data<float>(), labels.data<int64_t>(),
                                                          log_probs.data<float>());
   return {Tensor::scalar(loss), log_probs};
 }
@@ -99,7 +106,7 @@ Tensor cross_entropy_backward(const Tensor& log_probs, const Tensor& labels, con
                               float grad_loss) {
   const auto args = check_cross_entropy(log_probs, labels, o);
   Tensor grad = Tensor::empty(log_probs.shape(), DType::Float32, log_probs.device());
-  kernels::cpu::cross_entropy_backward(args, log_probs.data<float>(), labels.data<int64_t>(), grad_loss,
+  HORO_DISPATCH(log_probs.device(), cross_entropy_backward, args, log_probs.data<float>(), labels.data<int64_t>(), grad_loss,
                                        grad.data<float>());
   return grad;
 }

@@ -6,6 +6,7 @@
 #include <new>
 #include <vector>
 
+#include "kernels/device.h"
 #include "kernels/error.h"
 
 namespace horo {
@@ -117,11 +118,20 @@ CpuAllocatorStats cpu_allocator_stats() { return CpuCache::instance().stats(); }
 void cpu_allocator_release_cache() { CpuCache::instance().release_all(); }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  HORO_CHECK(device.is_cpu(), TypeError, "cannot allocate ", bytes, " bytes on ", device.str(),
-             ": this build of horo has no CUDA backend (configure with -DHORO_CUDA=ON on a machine with the CUDA toolkit)");
+  if (device.is_cuda()) {
+    HORO_CHECK(kernels::cuda::available(), TypeError, "cannot allocate ", bytes, " bytes on ", device.str(),
+               kernels::cuda::device_count() == 0 && !kernels::cuda::available() ? ": no CUDA device is available here" : "");
+    HORO_CHECK(device.index < kernels::cuda::device_count(), TypeError, "cannot allocate on ", device.str(), ": only ",
+               kernels::cuda::device_count(), " CUDA devices are visible");
+    data_ = kernels::cuda::device_alloc(rounded_size(bytes), device.index);
+    return;
+  }
   data_ = CpuCache::instance().allocate(rounded_size(bytes));
 }
 
-Storage::~Storage() { CpuCache::instance().release(data_, rounded_size(bytes_)); }
+Storage::~Storage() {
+  if (device_.is_cuda()) kernels::cuda::device_free(data_, rounded_size(bytes_), device_.index);
+  else CpuCache::instance().release(data_, rounded_size(bytes_));
+}
 
 }  // namespace horo

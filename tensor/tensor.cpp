@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "kernels/device.h"
 #include "kernels/philox.h"
 
 namespace horo {
@@ -33,7 +34,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(dtype));
+  const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
+  if (device.is_cuda()) kernels::cuda::zero(t.raw_data(), bytes);
+  else std::memset(t.raw_data(), 0, bytes);
   return t;
 }
 
@@ -119,10 +122,12 @@ void* Tensor::raw_data() const {
 
 float Tensor::item() const {
   HORO_CHECK(numel() == 1, ShapeError, "item(): expected a one-element tensor, got ", describe());
+  if (device().is_cuda()) return to(Device::cpu()).item();
   return *data<float>();
 }
 
 std::vector<float> Tensor::to_vector() const {
+  if (device().is_cuda()) return to(Device::cpu()).to_vector();
   const float* p = data<float>();
   return std::vector<float>(p, p + numel());
 }
@@ -186,12 +191,32 @@ void Tensor::copy_from(const Tensor& source) {
              ": shapes differ");
   HORO_CHECK(source.dtype() == dtype(), TypeError, "copy into ", describe(), " from ", source.describe(),
              ": dtypes differ");
-  std::memmove(raw_data(), source.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype()));
+  const size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype());
+  const bool from_gpu = source.device().is_cuda(), to_gpu = device().is_cuda();
+  if (!from_gpu && !to_gpu) {
+    std::memmove(raw_data(), source.raw_data(), bytes);
+    return;
+  }
+  using kernels::cuda::Copy;
+  kernels::cuda::copy(raw_data(), source.raw_data(), bytes,
+                      from_gpu && to_gpu ? Copy::DeviceToDevice : from_gpu ? Copy::DeviceToHost : Copy::HostToDevice);
 }
 
 void Tensor::fill(float value) {
   float* p = data<float>();
+  if (device().is_cuda()) {
+    kernels::cuda::fill(p, numel(), value);
+    return;
+  }
   for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;
+}
+
+void Tensor::move_to(Device device) {
+  if (device == this->device()) return;
+  const Tensor moved = to(device);
+  impl_->storage = moved.impl_->storage;
+  impl_->offset = moved.impl_->offset;
+  if (impl_->grad.defined()) impl_->grad.move_to(device);
 }
 
 bool Tensor::shares_storage_with(const Tensor& other) const {

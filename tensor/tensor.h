@@ -67,7 +67,10 @@ class Tensor {
   Tensor slice(int64_t begin, int64_t end) const;  // rows [begin, end) of dimension 0, same storage
   Tensor clone() const;
   Tensor to(Device device) const;
-  void copy_from(const Tensor& source);  // same shape and dtype
+  void copy_from(const Tensor& source);  // same shape and dtype, any devices
+  // Moves this tensor's data (and its gradient) to `device` in place: every handle to it follows, so
+  // an optimizer built on a model's parameters keeps working after Module::to().
+  void move_to(Device device);
   void fill(float value);
   bool shares_storage_with(const Tensor& other) const;
 
