@@ -1,0 +1,188 @@
+// CUDA against CPU: every op forward and backward on fresh random inputs of several shapes (odd sizes
+// included), dropout masks equal across devices, W1 training on both devices, and the caching
+// allocator. Every test skips, saying so, where no GPU is visible.
+#include <gtest/gtest.h>
+
+#include "kernels/device.h"
+#include "nn/models.h"
+#include "nn/optim.h"
+#include "tests/test_util.h"
+
+namespace horo {
+namespace {
+
+namespace F = nn::functional;
+using testing::normalized_error;
+using testing::random_int;
+using testing::random_tensor;
+
+const Device kGpu = Device::cuda(0);
+
+#define SKIP_WITHOUT_GPU() \
+  if (!kernels::cuda::available()) GTEST_SKIP() << "no CUDA device visible: CUDA parity tests skipped"
+
+// Runs f on CPU copies and on GPU copies of the inputs (all requiring gradients), then compares the
+// outputs and every input gradient by normalised error.
+void expect_parity(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
+                   double tolerance = 1e-4) {
+  std::vector<Tensor> cpu, gpu;
+  for (const auto& t : inputs) {
+    cpu.push_back(t.clone().set_requires_grad(true));
+    gpu.push_back(t.to(kGpu).set_requires_grad(true));
+  }
+  const Tensor out_cpu = f(cpu), out_gpu = f(gpu);
+  ASSERT_EQ(out_gpu.device(), kGpu);
+  EXPECT_LT(normalized_error(out_gpu.to_vector(), out_cpu.to_vector()), tolerance) << "forward";
+  const Tensor weights = random_tensor(out_cpu.shape(), 0.5f, 1.5f);
+  F::sum(F::mul(out_cpu, weights)).backward();
+  F::sum(F::mul(out_gpu, weights.to(kGpu))).backward();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_LT(normalized_error(gpu[i].grad().to_vector(), cpu[i].grad().to_vector()), tolerance) << "gradient of input " << i;
+  }
+}
+
+TEST(CudaParity, LinearAndMatmul) {
+  SKIP_WITHOUT_GPU();
+  for (int trial = 0; trial < 4; ++trial) {
+    const int64_t n = random_int(1, 70), in = random_int(1, 300), out = random_int(1, 130);
+    expect_parity([](const std::vector<Tensor>& v) { return F::linear(v[0], v[1], v[2]); },
+                  {random_tensor({n, in}), random_tensor({out, in}), random_tensor({out})});
+    expect_parity([](const std::vector<Tensor>& v) { return F::matmul(v[0], v[1]); },
+                  {random_tensor({n, in}), random_tensor({in, out})});
+  }
+}
+
+TEST(CudaParity, Conv2dWithStridePaddingDilation) {
+  SKIP_WITHOUT_GPU();
+  for (int trial = 0; trial < 6; ++trial) {
+    const ops::Conv2dParams p{.stride_h = random_int(1, 2), .stride_w = random_int(1, 2), .pad_h = random_int(0, 2),
+                              .pad_w = random_int(0, 2), .dilation_h = random_int(1, 2), .dilation_w = random_int(1, 2)};
+    const int64_t cin = random_int(1, 9), cout = random_int(1, 17), k = random_int(1, 5);
+    expect_parity([p](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], p); },
+                  {random_tensor({random_int(1, 9), cin, random_int(9, 31), random_int(9, 29)}), random_tensor({cout, cin, k, k}),
+                   random_tensor({cout})});
+  }
+}
+
+TEST(CudaParity, PoolingActivationsSoftmaxReductions) {
+  SKIP_WITHOUT_GPU();
+  const Shape shape{random_int(1, 7), random_int(1, 9), random_int(4, 27), random_int(4, 25)};
+  for (const ops::Pool2dParams& p : {ops::Pool2dParams{}, ops::Pool2dParams{.kernel_h = 3, .kernel_w = 3, .stride_h = 2,
+                                                                             .stride_w = 1, .pad_h = 1, .pad_w = 1}}) {
+    expect_parity([p](const std::vector<Tensor>& v) { return F::max_pool2d(v[0], p); }, {random_tensor(shape)});
+    expect_parity([p](const std::vector<Tensor>& v) { return F::avg_pool2d(v[0], p); }, {random_tensor(shape)});
+  }
+  for (auto fn : {F::relu, F::sigmoid, F::tanh, F::gelu, F::exp, F::neg, F::abs}) {
+    expect_parity([fn](const std::vector<Tensor>& v) { return fn(v[0]); }, {random_tensor(shape, -3, 3)});
+  }
+  expect_parity([](const std::vector<Tensor>& v) { return F::log(v[0]) + F::sqrt(v[0]); }, {random_tensor(shape, 0.1f, 3)});
+  expect_parity([](const std::vector<Tensor>& v) { return F::leaky_relu(v[0], 0.2f); }, {random_tensor(shape)});
+  for (int64_t dim : {0, 1, 3}) {
+    expect_parity([dim](const std::vector<Tensor>& v) { return F::softmax(v[0], dim); }, {random_tensor(shape, -4, 4)});
+    expect_parity([dim](const std::vector<Tensor>& v) { return F::log_softmax(v[0], dim); }, {random_tensor(shape, -4, 4)});
+    expect_parity([dim](const std::vector<Tensor>& v) { return F::sum(v[0], dim, true); }, {random_tensor(shape)});
+  }
+  expect_parity([](const std::vector<Tensor>& v) { return F::mean(v[0]); }, {random_tensor({1 << 20})});
+}
+
+TEST(CudaParity, BroadcastingArithmetic) {
+  SKIP_WITHOUT_GPU();
+  expect_parity([](const std::vector<Tensor>& v) { return (v[0] + v[1]) * v[2] / (v[1] * v[1] + 1.0f) - v[0]; },
+                {random_tensor({7, 1, 13}), random_tensor({5, 1}), random_tensor({13})});
+}
+
+TEST(CudaParity, CrossEntropyWithWeightsAndSmoothing) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = random_int(1, 300), classes = random_int(2, 40);
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (auto& y : labels) y = random_int(0, classes - 1);
+  const Tensor y = Tensor::from_vector(labels, {n});
+  const Tensor w = random_tensor({classes}, 0.2f, 2.0f);
+  auto run = [&](const std::vector<Tensor>& v) {
+    const bool gpu = v[0].device().is_cuda();
+    return F::cross_entropy(v[0], gpu ? y.to(kGpu) : y, {.weight = gpu ? w.to(kGpu) : w, .label_smoothing = 0.1f});
+  };
+  expect_parity(run, {random_tensor({n, classes}, -5, 5)});
+}
+
+TEST(CudaParity, DropoutMasksAreTheSameOnBothDevices) {
+  SKIP_WITHOUT_GPU();
+  const Tensor x = random_tensor({1001, 37});
+  Generator cpu_gen(77), gpu_gen(77);
+  const Tensor a = F::dropout(x, 0.4f, true, &cpu_gen), b = F::dropout(x.to(kGpu), 0.4f, true, &gpu_gen);
+  EXPECT_EQ(a.to_vector(), b.to_vector());
+}
+
+TEST(CudaParity, OptimizerUpdates) {
+  SKIP_WITHOUT_GPU();
+  for (int kind = 0; kind < 2; ++kind) {
+    const Tensor start = random_tensor({1000}), grad = random_tensor({1000});
+    Tensor p_cpu = start.clone().set_requires_grad(true), p_gpu = start.to(kGpu).set_requires_grad(true);
+    std::unique_ptr<optim::Optimizer> o_cpu, o_gpu;
+    if (kind == 0) {
+      o_cpu = std::make_unique<optim::SGD>(std::vector<Tensor>{p_cpu}, optim::SgdOptions{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true});
+      o_gpu = std::make_unique<optim::SGD>(std::vector<Tensor>{p_gpu}, optim::SgdOptions{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true});
+    } else {
+      o_cpu = std::make_unique<optim::Adam>(std::vector<Tensor>{p_cpu}, optim::AdamOptions{.lr = 0.01f, .weight_decay = 0.01f});
+      o_gpu = std::make_unique<optim::Adam>(std::vector<Tensor>{p_gpu}, optim::AdamOptions{.lr = 0.01f, .weight_decay = 0.01f});
+    }
+    for (int step = 0; step < 5; ++step) {
+      p_cpu.set_grad(grad);
+      p_gpu.set_grad(grad.to(kGpu));
+      o_cpu->step();
+      o_gpu->step();
+    }
+    EXPECT_LT(normalized_error(p_gpu.to_vector(), p_cpu.to_vector()), 1e-6) << (kind ? "adam" : "sgd");
+  }
+}
+
+// W1 for 200 steps from the same seed on both devices: the losses stay close.
+TEST(CudaTraining, W1LossesMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  auto run = [](Device device) {
+    manual_seed(3);
+    auto model = nn::make_cnn();
+    model->to(device);
+    optim::Adam opt(model->parameters(), {.lr = 1e-3f});
+    std::vector<float> losses;
+    for (int step = 0; step < 200; ++step) {
+      const Tensor x = Tensor::normal({32, 1, 28, 28}, 0, 1, 100 + static_cast<uint64_t>(step));
+      std::vector<int64_t> labels(32);
+      for (int i = 0; i < 32; ++i) labels[i] = (i * 7 + step) % 10;
+      const Tensor loss = F::cross_entropy((*model)(x.to(device)), Tensor::from_vector(labels, {32}).to(device));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      losses.push_back(loss.item());
+    }
+    return losses;
+  };
+  const auto cpu = run(Device::cpu()), gpu = run(kGpu);
+  for (size_t i = 0; i < cpu.size(); i += 20) EXPECT_NEAR(gpu[i], cpu[i], 0.02 + 0.02 * std::fabs(cpu[i])) << "step " << i;
+  EXPECT_NEAR(gpu.back(), cpu.back(), 0.05);
+}
+
+TEST(CudaAllocator, NoDeviceAllocationAfterTheFirstStepAndNoLeak) {
+  SKIP_WITHOUT_GPU();
+  auto model = nn::make_cnn();
+  model->to(kGpu);
+  optim::Adam opt(model->parameters());
+  const Tensor x = random_tensor({64, 1, 28, 28}).to(kGpu);
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>(64, 1), {64}).to(kGpu);
+  auto step = [&] {
+    opt.zero_grad();
+    F::cross_entropy((*model)(x), y).backward();
+    opt.step();
+  };
+  step();
+  step();
+  const auto before = kernels::cuda::allocator_stats();
+  for (int i = 0; i < 1000; ++i) step();
+  kernels::cuda::synchronize();
+  const auto after = kernels::cuda::allocator_stats();
+  EXPECT_EQ(after.cuda_mallocs, before.cuda_mallocs) << "cudaMalloc in the steady state";
+  EXPECT_EQ(after.in_use_bytes, before.in_use_bytes) << "device memory leaked over 1,000 steps";
+}
+
+}  // namespace
+}  // namespace horo
