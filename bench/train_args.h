@@ -1,5 +1,5 @@
 // Command line shared by the training-throughput benchmark and its libtorch peer, so both measure
-// the same thing: --model cnn|mlp --batch B --threads T --steps S --warmup W.
+// the same thing: --model cnn|mlp --batch B --threads T --steps S --warmup W [--device cpu|cuda].
 #pragma once
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <string>
 
 struct TrainBenchArgs {
-  std::string model = "cnn";
+  std::string model = "cnn", device = "cpu";
   long batch = 64, threads = 1, steps = 50, warmup = 5;
 };
 
@@ -23,11 +23,12 @@ inline TrainBenchArgs parse_train_bench_args(int argc, char** argv) {
       ++i;
     };
     if (!std::strcmp(key, "--model") && value) { a.model = value; ++i; }
+    else if (!std::strcmp(key, "--device") && value) { a.device = value; ++i; }
     else if (!std::strcmp(key, "--batch")) number(a.batch);
     else if (!std::strcmp(key, "--threads")) number(a.threads);
     else if (!std::strcmp(key, "--steps")) number(a.steps);
     else if (!std::strcmp(key, "--warmup")) number(a.warmup);
-    else { std::fprintf(stderr, "unknown argument %s (expected --model --batch --threads --steps --warmup)\n", key); std::exit(2); }
+    else { std::fprintf(stderr, "unknown argument %s (expected --model --batch --threads --steps --warmup --device)\n", key); std::exit(2); }
   }
   if (a.model != "cnn" && a.model != "mlp") { std::fprintf(stderr, "--model: expected cnn or mlp\n"); std::exit(2); }
   return a;

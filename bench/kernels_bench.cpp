@@ -1,0 +1,83 @@
+// Google Benchmark microbenchmarks of horo's kernels through its tensor ops, on the CPU and, where a
+// GPU is visible, on CUDA: GFLOP/s for GEMM and convolution, GB/s for memory-bound ops, beside the
+// device's own copy bandwidth (64 MiB device-to-device) and raw cuBLAS for the same GEMM shapes.
+//   horo-bench-kernels --benchmark_filter=cuda
+#include <benchmark/benchmark.h>
+
+#include "kernels/device.h"
+#include "kernels/gemm.h"
+#include "nn/functional.h"
+
+namespace {
+
+using horo::Device;
+using horo::Tensor;
+
+void sync(Device d) {
+  if (d.is_cuda()) horo::kernels::cuda::synchronize();
+}
+
+// GEMM [m, k] @ [k, n]: W1's linear layers and a large square one.
+void BM_gemm(benchmark::State& state, Device d) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const Tensor a = Tensor::uniform({m, k}, -1, 1, 1).to(d), b = Tensor::uniform({k, n}, -1, 1, 2).to(d);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(horo::ops::matmul(a, b));
+    sync(d);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// W1's second convolution (batch 256): forward, input gradient, weight gradient.
+void BM_conv(benchmark::State& state, Device d) {
+  const int64_t batch = 256;
+  const Tensor x = Tensor::uniform({batch, 32, 13, 13}, -1, 1, 1).to(d), w = Tensor::uniform({64, 32, 3, 3}, -1, 1, 2).to(d);
+  const Tensor bias = Tensor::zeros({64}, horo::DType::Float32, d), g = Tensor::uniform({batch, 64, 11, 11}, -1, 1, 3).to(d);
+  for (auto _ : state) {
+    if (state.range(0) == 0) benchmark::DoNotOptimize(horo::ops::conv2d(x, w, bias, {}));
+    if (state.range(0) == 1) benchmark::DoNotOptimize(horo::ops::conv2d_backward_input(g, w, x.shape(), {}));
+    if (state.range(0) == 2) benchmark::DoNotOptimize(horo::ops::conv2d_backward_weight(x, g, w.shape(), true, {}));
+    sync(d);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * 64 * 121 * 288, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+// Memory-bound ops on a 64 MiB float tensor: bytes read and written per second.
+void BM_memory(benchmark::State& state, Device d) {
+  const int64_t n = int64_t{16} << 20;
+  const Tensor x = Tensor::uniform({n / 1024, 1024}, -1, 1, 1).to(d), y = Tensor::uniform({n / 1024, 1024}, -1, 1, 2).to(d);
+  const Tensor planes = x.view({n / (32 * 32), 1, 32, 32});
+  double bytes = 0;
+  for (auto _ : state) {
+    switch (state.range(0)) {
+      case 0: benchmark::DoNotOptimize(horo::ops::unary(horo::kernels::Unary::ReLU, x)); bytes = 8.0 * n; break;
+      case 1: benchmark::DoNotOptimize(horo::ops::binary(horo::kernels::Binary::Add, x, y)); bytes = 12.0 * n; break;
+      case 2: benchmark::DoNotOptimize(horo::ops::maxpool2d(planes, {})); bytes = 4.0 * n + 8.0 * n / 4; break;
+      case 3: benchmark::DoNotOptimize(x.clone()); bytes = 8.0 * n; break;  // the copy bandwidth to compare with
+    }
+    sync(d);
+  }
+  state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+void register_all(const char* prefix, Device d) {
+  const std::string p = prefix;
+  benchmark::RegisterBenchmark((p + "/gemm").c_str(), BM_gemm, d)
+      ->Args({256, 128, 1600})->Args({256, 1600, 128})->Args({1600, 128, 256})->Args({2048, 2048, 2048})->UseRealTime();
+  benchmark::RegisterBenchmark((p + "/conv_w1_layer2").c_str(), BM_conv, d)->ArgNames({"fwd0_bwdin1_bwdw2"})
+      ->DenseRange(0, 2)->UseRealTime();
+  benchmark::RegisterBenchmark((p + "/memory_64MiB").c_str(), BM_memory, d)->ArgNames({"relu0_add1_maxpool2_copy3"})
+      ->DenseRange(0, 3)->UseRealTime();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all("cpu", Device::cpu());
+  if (horo::kernels::cuda::available()) register_all("cuda", Device::cuda(0));
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
