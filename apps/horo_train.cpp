@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
     const std::string spec_source = resumed ? resumed->path : f.model;
     auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
     const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
+    HORO_CHECK(!built.model->named_parameters().empty(), horo::ValueError, spec_source, ": the model has no parameters to train");
     const auto head_bias_or_weight = built.model->named_parameters().back().second;
     if (!resumed && head_bias_or_weight.size(0) != classes) spec_text = horo::nn::with_class_count(spec_text, classes, spec_source);
     horo::manual_seed(f.config.seed);
@@ -232,6 +233,9 @@ int main(int argc, char** argv) {
     horo::dist::broadcast_optimizer_state(*comm, *optimizer, *model);
     std::unique_ptr<horo::dist::GradientReducer> reducer;
     if (world > 1) reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters());
+    // The end-of-epoch barrier waits for rank 0's evaluation, however long: no watchdog on it (the
+    // reducer's own communicator keeps HORO_STALL_TIMEOUT for the gradient traffic).
+    comm->set_stall_timeout(0);
 
     // Evaluation (rank 0): the HDF5 validation set, or the IDX test set when training on IDX.
     std::function<double()> evaluate;
@@ -253,7 +257,18 @@ int main(int argc, char** argv) {
 
     const std::string train_config = config_text(f);
     std::unique_ptr<horo::nn::CheckpointDir> checkpoints;
-    if (leader && !f.checkpoint_dir.empty()) checkpoints = std::make_unique<horo::nn::CheckpointDir>(f.checkpoint_dir, f.keep);
+    if (leader && !f.checkpoint_dir.empty()) {
+      checkpoints = std::make_unique<horo::nn::CheckpointDir>(f.checkpoint_dir, f.keep);
+      if (resumed) {
+        for (const auto& stale : checkpoints->remove_after(resumed->state.step)) {
+          std::printf("removed %s: later than the checkpoint this run resumes from\n", stale.c_str());
+        }
+      } else {
+        const std::string existing = checkpoints->latest();
+        HORO_CHECK(existing.empty(), horo::ValueError, f.checkpoint_dir, " already holds checkpoints of another run (",
+                   existing, "): resume it with --resume latest, or choose another --checkpoint-dir");
+      }
+    }
     auto save = [&](int64_t step, int64_t epoch, int64_t batch) {
       if (!checkpoints) return;
       const auto& gen = horo::default_generator();
@@ -291,6 +306,7 @@ int main(int argc, char** argv) {
     };
     int64_t last_step = f.config.start_step;
     callbacks.on_epoch = [&](const horo::apps::EpochReport& r) {
+      comm->barrier();  // rank 0 has evaluated: every rank starts the next epoch together
       if (schedule) schedule->step();
       last_step += r.steps;
       if (!leader) return;

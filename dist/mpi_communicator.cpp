@@ -107,6 +107,7 @@ class MpiCommunicator : public Communicator {
     current_ = {step, index};
     current_what_ = what;
     arrived_[static_cast<size_t>(rank_)] = current_;
+    drain_arrivals();  // keep the peers' notices from piling up in MPI's unexpected-message queue
     // Retire finished notices, then tell every peer that this rank has reached (step, index).
     while (!sends_.empty()) {
       int done = 0;
@@ -260,6 +261,13 @@ class MpiCommunicator : public Communicator {
       if (spins % 256 == 255) {
         drain_arrivals();
         if (stall_timeout_ > 0 && std::chrono::duration<double>(Clock::now() - start).count() > stall_timeout_) {
+          // Withdraw what is still posted, so that a late peer cannot write into freed buffers.
+          for (int i = 0; i < n; ++i) {
+            if (requests[i] != MPI_REQUEST_NULL) {
+              MPI_Cancel(&requests[i]);
+              MPI_Request_free(&requests[i]);
+            }
+          }
           throw StallError(stall_report(what));
         }
       }

@@ -87,6 +87,12 @@ GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair
     bucket_of_[k] = buckets_.size() - 1;
     filled += bytes;
   }
+  // Every rank must cut the same buckets (same frozen parameters, same HORO_FUSION_THRESHOLD).
+  std::vector<std::pair<std::string, Tensor>> layout;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    for (size_t k : buckets_[b].params) layout.emplace_back("bucket " + std::to_string(b) + ": " + params_[k].first, params_[k].second);
+  }
+  check_same_tensors(comm, layout, "fusion buckets (frozen parameters or HORO_FUSION_THRESHOLD)");
   ready_passes_.assign(params_.size(), 0);
   pending_per_bucket_.resize(buckets_.size());
   for (size_t b = 0; b < buckets_.size(); ++b) pending_per_bucket_[b] = buckets_[b].params.size();
@@ -117,6 +123,10 @@ std::vector<std::vector<std::string>> GradientReducer::buckets() const {
 
 void GradientReducer::on_grad_ready(size_t param) {
   // Called on the backward thread each time this parameter's gradient has been accumulated.
+  HORO_CHECK(ready_passes_[param] < options_.backward_passes_per_step, ValueError, "gradient of '", params_[param].first,
+             "' produced by more than ", options_.backward_passes_per_step,
+             " backward passes before synchronize(): call synchronize() once per optimizer step, or raise "
+             "backward_passes_per_step");
   if (++ready_passes_[param] != options_.backward_passes_per_step) return;
   const size_t bucket = bucket_of_[param];
   if (--pending_per_bucket_[bucket] == 0) pack_and_queue(bucket);

@@ -1,5 +1,8 @@
 #include "nn/checkpoint.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <regex>
@@ -24,6 +27,14 @@ std::map<std::string, Tensor> read_group(hid_t file, const std::string& name, co
 void save_checkpoint(const std::string& path, const Module& model, const optim::Optimizer* optimizer,
                      const TrainingState& state, const std::string& model_spec, const std::string& train_config) {
   const std::string temporary = path + ".tmp";
+  struct RemoveOnError {  // a failed save leaves no temporary file behind
+    const std::string& file;
+    bool done = false;
+    ~RemoveOnError() {
+      std::error_code ignored;
+      if (!done) std::filesystem::remove(file, ignored);
+    }
+  } cleanup{temporary};
   {
     h5::Handle file = h5::create_file(temporary);
     const hid_t f = file.get();
@@ -55,9 +66,15 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
     std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
     h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), temporary, "flushing");
   }
+  // On disk before the rename, so that a crash never leaves a checkpoint name on a partial file.
+  if (const int fd = ::open(temporary.c_str(), O_RDONLY); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
   std::error_code error;
   std::filesystem::rename(temporary, path, error);
   HORO_CHECK(!error, IOError, path, ": cannot move the checkpoint into place (", error.message(), ")");
+  cleanup.done = true;
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
@@ -138,8 +155,21 @@ std::string CheckpointDir::save(const Module& model, const optim::Optimizer* opt
   const std::string path = (std::filesystem::path(dir_) / ("ckpt-" + std::to_string(state.step) + ".h5")).string();
   save_checkpoint(path, model, optimizer, state, model_spec, train_config);
   auto found = list();
-  for (size_t i = 0; i + static_cast<size_t>(keep_) < found.size(); ++i) std::filesystem::remove(found[i].second);
+  for (size_t i = 0; i + static_cast<size_t>(keep_) < found.size(); ++i) {
+    if (found[i].second != path) std::filesystem::remove(found[i].second);  // never the one just written
+  }
   return path;
+}
+
+std::vector<std::string> CheckpointDir::remove_after(int64_t step) {
+  std::vector<std::string> removed;
+  for (const auto& [s, path] : list()) {
+    if (s > step) {
+      std::filesystem::remove(path);
+      removed.push_back(path);
+    }
+  }
+  return removed;
 }
 
 std::string CheckpointDir::latest() const {

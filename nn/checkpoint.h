@@ -63,6 +63,9 @@ class CheckpointDir {
                    const std::string& model_spec, const std::string& train_config);
   // The newest checkpoint, or "" when there is none.
   std::string latest() const;
+  // Deletes the checkpoints of steps after `step` (a run resumed from an earlier one abandons them);
+  // returns their paths.
+  std::vector<std::string> remove_after(int64_t step);
 
  private:
   std::vector<std::pair<int64_t, std::string>> list() const;

@@ -12,6 +12,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target horo-train horo-data horo-eval >/dev/null
 bin=build/bin fm=/usr/share/datasets/fashion-mnist
 mkdir -p "$work"
+rm -rf "$work"/pretrained "$work"/finetuned "$work"/scratch "$work"/logs-*  # a fresh run each time
 $bin/horo-data convert --from idx --images $fm/train-images-idx3-ubyte.gz --labels $fm/train-labels-idx1-ubyte.gz \
   -o "$work/train.h5" --class-preset fashion-mnist >/dev/null
 $bin/horo-data convert --from idx --images $fm/t10k-images-idx3-ubyte.gz --labels $fm/t10k-labels-idx1-ubyte.gz \

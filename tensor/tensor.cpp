@@ -19,14 +19,20 @@ std::string shape_str(const Shape& shape) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    HORO_CHECK(d >= 0, ShapeError, "shape ", shape_str(shape), ": negative size");
+    HORO_CHECK(!__builtin_mul_overflow(n, d, &n), ShapeError, "shape ", shape_str(shape), ": too many elements");
+  }
   return n;
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) HORO_CHECK(d >= 0, ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": negative size");
+  size_t bytes = 0;
+  HORO_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes) &&
+                 bytes < (size_t{1} << 48), ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": too large");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(bytes, device);
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
@@ -136,6 +142,7 @@ Tensor Tensor::view(const Shape& shape) const {
   Shape resolved = shape;
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < resolved.size(); ++i) {
+    HORO_CHECK(resolved[i] >= -1, ShapeError, "view of ", describe(), " as ", shape_str(shape), ": negative size");
     if (resolved[i] == -1) {
       HORO_CHECK(infer < 0, ShapeError, "view of ", describe(), " as ", shape_str(shape), ": more than one -1");
       infer = static_cast<int64_t>(i);

@@ -89,13 +89,19 @@ TEST_F(CheckpointTest, CorruptMissingAndForeignFilesNameTheFile) {
   EXPECT_FALSE(std::filesystem::exists(path("good.h5.tmp")));  // the atomic write left nothing behind
 }
 
-TEST_F(CheckpointTest, DirectoryKeepsTheNewestK) {
+TEST_F(CheckpointTest, DirectoryKeepsTheNewestKAndNeverTheJustWrittenOneAway) {
   auto model = make_mlp();
   CheckpointDir dir(path("ck"), 2);
   for (int64_t step : {5, 10, 15}) dir.save(*model, nullptr, {.step = step}, builtin_model_text("mlp"), "");
   EXPECT_EQ(dir.latest(), path("ck/ckpt-15.h5"));
   EXPECT_FALSE(std::filesystem::exists(path("ck/ckpt-5.h5")));
   EXPECT_TRUE(std::filesystem::exists(path("ck/ckpt-10.h5")));
+  // A run resumed from step 10 abandons step 15; its own next checkpoint survives.
+  EXPECT_EQ(dir.remove_after(10), std::vector<std::string>{path("ck/ckpt-15.h5")});
+  dir.save(*model, nullptr, {.step = 12}, builtin_model_text("mlp"), "");
+  EXPECT_EQ(dir.latest(), path("ck/ckpt-12.h5"));
+  dir.save(*model, nullptr, {.step = 1}, builtin_model_text("mlp"), "");  // even when older than the rest
+  EXPECT_TRUE(std::filesystem::exists(path("ck/ckpt-1.h5")));
 }
 
 TEST_F(CheckpointTest, FrozenTensorsStayBitIdenticalAndTheNewHeadTrains) {
@@ -117,6 +123,11 @@ TEST_F(CheckpointTest, FrozenTensorsStayBitIdenticalAndTheNewHeadTrains) {
     EXPECT_EQ(t.to_vector() == before[name], name.rfind("features.", 0) == 0) << name;
   }
   expect_error<ValueError>([&] { freeze(*model, "backbone.*"); }, {"backbone.*", "no parameter matches"});
+}
+
+TEST(Tensor, ImpossibleShapesAreShapeErrors) {
+  expect_error<ShapeError>([] { Tensor::empty({int64_t{1} << 40, int64_t{1} << 40}); }, {"too"});
+  expect_error<ShapeError>([] { random_tensor({6}).view({-2, -3}); }, {"negative size"});
 }
 
 TEST(Spec, BuiltInModelsAreTheFilesInModels) {

@@ -4,6 +4,7 @@
 Usage: torch_interop.py BIN_DIR TOOLS_DIR WORK_DIR. Exits 77 (skipped) without torch or h5py.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ bin_dir, tools, work = sys.argv[1:4]
 sys.path.insert(0, tools)
 import horo_to_torch  # noqa: E402
 
-os.makedirs(work, exist_ok=True)
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
 run = lambda *args: subprocess.run(args, check=True, capture_output=True, text=True).stdout
 run(f"{bin_dir}/horo-data", "synth", "-o", f"{work}/train.h5", "--count", "640", "--seed", "1")
 run(f"{bin_dir}/horo-data", "synth", "-o", f"{work}/test.h5", "--count", "200", "--seed", "2")
