@@ -133,6 +133,12 @@ int main(int argc, char** argv) {
     else if (!std::getenv("HORO_NUM_THREADS") && comm->local_size() > 1)
       horo::set_num_threads(std::max(1, horo::get_num_threads() / comm->local_size()));
     if (const char* path = std::getenv("HORO_TIMELINE"); path && *path) horo::dist::Timeline::instance().enable(path, rank, world);
+    f.config.device = horo::Device::parse(device_name);
+    if (f.config.device.is_cuda()) {
+      HORO_CHECK(horo::kernels::cuda::available(), horo::ValueError, "--device ", device_name,
+                 ": no CUDA device is visible to this process (or horo was built without CUDA)");
+      horo::kernels::cuda::set_device(f.config.device.index);
+    }
 
     // A resumed run takes its model specification from the checkpoint.
     std::optional<horo::nn::Checkpoint> resumed;
@@ -155,6 +161,7 @@ int main(int argc, char** argv) {
       auto options = horo::apps::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
       options.rank = rank;
       options.world = world;
+      options.pinned = f.config.device.is_cuda();  // asynchronous copies to the GPU
       options.transforms.random_hflip = f.hflip;
       options.transforms.random_crop_padding = f.crop_padding;
       if (resumed && start_epoch < f.config.epochs) {
@@ -197,12 +204,6 @@ int main(int argc, char** argv) {
       if (leader) std::printf("froze %zu tensors matching '%s'\n", frozen.size(), pattern.c_str());
     }
     if (resumed) horo::nn::load_model(*model, *resumed, true);
-    f.config.device = horo::Device::parse(device_name);
-    if (f.config.device.is_cuda()) {
-      HORO_CHECK(horo::kernels::cuda::available(), horo::ValueError, "--device ", device_name,
-                 ": no CUDA device is visible to this process (or horo was built without CUDA)");
-      horo::kernels::cuda::set_device(f.config.device.index);
-    }
     model->to(f.config.device);
 
     // Parameter groups: the head (the last linear layer) at lr, the rest at lr * backbone scale.

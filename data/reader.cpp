@@ -197,7 +197,8 @@ void Reader::worker_loop() {
       const int64_t b = static_cast<int64_t>(task->indices.size());
       Shape shape{b};
       shape.insert(shape.end(), s.sample_shape.begin(), s.sample_shape.end());
-      ReaderBatch out{Tensor::empty(shape), Tensor(), Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
+      ReaderBatch out{options_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape), Tensor(),
+                      Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
       if (s.has_labels) out.labels = Tensor::empty({b}, DType::Int64);
       float* data = out.data.data<float>();
       for (int64_t j = 0; j < b; ++j) {

@@ -45,6 +45,7 @@ struct ReaderOptions {
   size_t prefetch_bytes = size_t{64} << 20;
   size_t cache_bytes = size_t{64} << 20;  // blocks kept for reuse (at least one block is always kept)
   int workers = 1;  // decode/transform threads (the I/O thread is extra)
+  bool pinned = false;  // batches in page-locked memory, ready for an asynchronous copy to a GPU
 };
 
 struct ReaderBatch {

@@ -117,7 +117,12 @@ size_t rounded_size(size_t bytes) {
 CpuAllocatorStats cpu_allocator_stats() { return CpuCache::instance().stats(); }
 void cpu_allocator_release_cache() { CpuCache::instance().release_all(); }
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+Storage::Storage(size_t bytes, Device device, bool pinned) : bytes_(bytes), device_(device), pinned_(pinned) {
+  if (pinned) {
+    HORO_CHECK(device.is_cpu(), TypeError, "pinned memory is host memory; asked for ", device.str());
+    data_ = kernels::cuda::pinned_alloc(rounded_size(bytes));
+    return;
+  }
   if (device.is_cuda()) {
     HORO_CHECK(kernels::cuda::available(), TypeError, "cannot allocate ", bytes, " bytes on ", device.str(),
                kernels::cuda::device_count() == 0 && !kernels::cuda::available() ? ": no CUDA device is available here" : "");
@@ -130,7 +135,8 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 }
 
 Storage::~Storage() {
-  if (device_.is_cuda()) kernels::cuda::device_free(data_, rounded_size(bytes_), device_.index);
+  if (pinned_) kernels::cuda::pinned_free(data_);
+  else if (device_.is_cuda()) kernels::cuda::device_free(data_, rounded_size(bytes_), device_.index);
   else CpuCache::instance().release(data_, rounded_size(bytes_));
 }
 

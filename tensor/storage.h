@@ -25,7 +25,8 @@ void cpu_allocator_release_cache();
 
 class Storage {
  public:
-  Storage(size_t bytes, Device device);
+  // pinned: page-locked host memory (CPU device only), from which copies to a GPU run asynchronously.
+  Storage(size_t bytes, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -33,11 +34,13 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  bool pinned() const { return pinned_; }
 
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  bool pinned_ = false;
 };
 
 }  // namespace horo

@@ -38,6 +38,17 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  size_t bytes = 0;
+  HORO_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes), ShapeError,
+             "cannot create a tensor of shape ", shape_str(shape), ": too large");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(bytes, Device::cpu(), true);
+  impl->shape = shape;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
@@ -205,6 +216,12 @@ void Tensor::copy_from(const Tensor& source) {
     return;
   }
   using kernels::cuda::Copy;
+  if (!from_gpu && source.impl_->storage->pinned()) {
+    // From page-locked memory the copy runs on the stream without the host waiting; kernels that
+    // use the data queue behind it on the same stream.
+    kernels::cuda::copy_async_to_device(raw_data(), source.raw_data(), bytes);
+    return;
+  }
   kernels::cuda::copy(raw_data(), source.raw_data(), bytes,
                       from_gpu && to_gpu ? Copy::DeviceToDevice : from_gpu ? Copy::DeviceToHost : Copy::HostToDevice);
 }

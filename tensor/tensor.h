@@ -31,6 +31,8 @@ class Tensor {
 
   // --- creation ---
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  // A CPU tensor in page-locked memory (needs CUDA): its copies to a GPU do not wait on the host.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::Float32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor full(const Shape& shape, float value, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, Device device = Device::cpu()) { return full(shape, 1.0f, device); }
