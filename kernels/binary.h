@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/philox.h"  // HORO_HOST_DEVICE
+
 namespace horo::kernels {
 
 enum class Binary { Add, Sub, Mul, Div };
@@ -16,6 +18,17 @@ struct BroadcastShape {
   int64_t a_stride[kMaxDims] = {};
   int64_t b_stride[kMaxDims] = {};
 };
+
+// The operands' element offsets for output element i.
+HORO_HOST_DEVICE inline void broadcast_offsets(const BroadcastShape& s, int64_t i, int64_t& a, int64_t& b) {
+  a = b = 0;
+  for (int d = s.ndim - 1; d >= 0; --d) {
+    const int64_t idx = i % s.out_shape[d];
+    i /= s.out_shape[d];
+    a += idx * s.a_stride[d];
+    b += idx * s.b_stride[d];
+  }
+}
 
 namespace cpu {
 void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);

@@ -37,6 +37,17 @@ namespace horo::kernels::cuda {
 cudaStream_t stream();
 cublasHandle_t blas();
 
+// A scratch buffer from the caching device allocator, returned to it when the call ends.
+struct DeviceBuffer {
+  explicit DeviceBuffer(size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  float* data = nullptr;
+  size_t bytes;
+  int device = 0;
+};
+
 constexpr int kThreads = 256;
 inline unsigned blocks_for(int64_t n) {
   const int64_t b = (n + kThreads - 1) / kThreads;

@@ -8,17 +8,6 @@
 namespace horo::kernels::cuda {
 namespace {
 
-struct Workspace {  // a device buffer returned to the cache when the call ends
-  explicit Workspace(size_t bytes) : bytes(bytes) {
-    CUDA_CHECK(cudaGetDevice(&device));
-    data = static_cast<float*>(device_alloc(bytes, device));
-  }
-  ~Workspace() { device_free(data, bytes, device); }
-  float* data;
-  size_t bytes;
-  int device = 0;
-};
-
 __global__ void im2col_kernel(Conv2dShape s, int64_t oh_n, int64_t ow_n, const float* input, float* col) {
   const int64_t patch = s.in_channels * s.kernel_h * s.kernel_w, spatial = oh_n * ow_n;
   const int64_t total = s.batch * patch * spatial;
@@ -94,7 +83,7 @@ void batched_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
 
 void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias, float* output) {
   const int64_t oh = s.out_h(), ow = s.out_w(), spatial = oh * ow, patch = s.in_channels * s.kernel_h * s.kernel_w;
-  Workspace col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
+  DeviceBuffer col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
   im2col_kernel<<<blocks_for(s.batch * patch * spatial), kThreads, 0, stream()>>>(s, oh, ow, input, col.data);
   CUDA_CHECK_LAUNCH("conv2d im2col");
   batched_gemm(false, false, s.out_channels, spatial, patch, weight, patch, 0, col.data, spatial, patch * spatial, 0.0f, output,
@@ -108,7 +97,7 @@ void conv2d_forward(const Conv2dShape& s, const float* input, const float* weigh
 
 void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight, float* grad_input) {
   const int64_t oh = s.out_h(), ow = s.out_w(), spatial = oh * ow, patch = s.in_channels * s.kernel_h * s.kernel_w;
-  Workspace col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
+  DeviceBuffer col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
   batched_gemm(true, false, patch, spatial, s.out_channels, weight, patch, 0, grad_output, spatial, s.out_channels * spatial,
                0.0f, col.data, spatial, patch * spatial, s.batch);
   col2im_kernel<<<blocks_for(s.batch * s.in_channels * s.in_h * s.in_w), kThreads, 0, stream()>>>(s, oh, ow, col.data,
@@ -119,7 +108,7 @@ void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const
 void conv2d_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output, float* grad_weight,
                             float* grad_bias) {
   const int64_t oh = s.out_h(), ow = s.out_w(), spatial = oh * ow, patch = s.in_channels * s.kernel_h * s.kernel_w;
-  Workspace col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
+  DeviceBuffer col(static_cast<size_t>(s.batch * patch * spatial) * sizeof(float));
   im2col_kernel<<<blocks_for(s.batch * patch * spatial), kThreads, 0, stream()>>>(s, oh, ow, input, col.data);
   CUDA_CHECK_LAUNCH("conv2d im2col");
   // grad_weight = sum over images of grad_output[n] (out x spatial) @ col[n]^T (spatial x patch).

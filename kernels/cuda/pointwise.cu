@@ -25,13 +25,8 @@ __global__ void unary_backward_kernel(Unary op, float param, int64_t n, const fl
 
 __global__ void binary_kernel(Binary op, BroadcastShape s, int64_t total, const float* a, const float* b, float* out) {
   HORO_GRID_LOOP(i, total) {
-    int64_t rest = i, ia = 0, ib = 0;
-    for (int d = s.ndim - 1; d >= 0; --d) {
-      const int64_t idx = rest % s.out_shape[d];
-      rest /= s.out_shape[d];
-      ia += idx * s.a_stride[d];
-      ib += idx * s.b_stride[d];
-    }
+    int64_t ia, ib;
+    broadcast_offsets(s, i, ia, ib);
     const float x = a[ia], y = b[ib];
     out[i] = op == Binary::Add ? x + y : op == Binary::Sub ? x - y : op == Binary::Mul ? x * y : x / y;
   }

@@ -89,6 +89,13 @@ __global__ void argmax_kernel(const float* x, int64_t rows, int64_t cols, int64_
 
 }  // namespace
 
+DeviceBuffer::DeviceBuffer(size_t size) : bytes(size) {
+  CUDA_CHECK(cudaGetDevice(&device));
+  data = static_cast<float*>(device_alloc(bytes, device));
+}
+
+DeviceBuffer::~DeviceBuffer() { device_free(data, bytes, device); }
+
 cudaStream_t stream() {
   static cudaStream_t s = [] {
     cudaStream_t created;

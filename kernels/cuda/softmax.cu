@@ -90,17 +90,6 @@ __global__ void cross_entropy_backward_kernel(CrossEntropyArgs a, const float* l
   }
 }
 
-struct Scratch {
-  explicit Scratch(size_t floats) : bytes(floats * sizeof(float)) {
-    CUDA_CHECK(cudaGetDevice(&device));
-    data = static_cast<float*>(device_alloc(bytes, device));
-  }
-  ~Scratch() { device_free(data, bytes, device); }
-  float* data;
-  size_t bytes;
-  int device = 0;
-};
-
 }  // namespace
 
 void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y) {
@@ -121,7 +110,7 @@ void sum(const ReduceShape& s, const float* x, float* out) {
 
 float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels, float* log_probs) {
   softmax_forward({.outer = a.n, .axis = a.classes, .inner = 1}, true, logits, log_probs);
-  Scratch terms(static_cast<size_t>(3 * a.n)), sums(3);
+  DeviceBuffer terms(static_cast<size_t>(3 * a.n) * sizeof(float)), sums(3 * sizeof(float));
   cross_entropy_terms_kernel<<<blocks_for(a.n), kThreads, 0, stream()>>>(a, log_probs, labels, terms.data);
   CUDA_CHECK_LAUNCH("cross_entropy");
   sum({.outer = 3, .axis = a.n, .inner = 1}, terms.data, sums.data);
@@ -133,7 +122,7 @@ float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, cons
 
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, const int64_t* labels, float grad_loss,
                             float* grad_logits) {
-  Scratch terms(static_cast<size_t>(3 * a.n)), sums(3);
+  DeviceBuffer terms(static_cast<size_t>(3 * a.n) * sizeof(float)), sums(3 * sizeof(float));
   cross_entropy_terms_kernel<<<blocks_for(a.n), kThreads, 0, stream()>>>(a, log_probs, labels, terms.data);
   CUDA_CHECK_LAUNCH("cross_entropy");
   sum({.outer = 3, .axis = a.n, .inner = 1}, terms.data, sums.data);

@@ -6,13 +6,8 @@ void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, 
   int64_t total = 1;
   for (int d = 0; d < s.ndim; ++d) total *= s.out_shape[d];
   for (int64_t i = 0; i < total; ++i) {
-    int64_t rest = i, ia = 0, ib = 0;
-    for (int d = s.ndim - 1; d >= 0; --d) {
-      const int64_t idx = rest % s.out_shape[d];
-      rest /= s.out_shape[d];
-      ia += idx * s.a_stride[d];
-      ib += idx * s.b_stride[d];
-    }
+    int64_t ia, ib;
+    broadcast_offsets(s, i, ia, ib);
     const double x = a[ia], y = b[ib];
     double r = 0;
     switch (op) {
