@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
 
   int rank = 0;
   try {
+    // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise).
+    const bool gpu = horo::Device::parse(device_name).is_cuda();
     if (!config_file.empty()) {
       // The file's values stand wherever the command line gave none.
       const auto t = horo::nn::parse_train_config(read_text(config_file), config_file);
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
       if (!t.train.empty() && unset("--train")) f.train_file = t.train;
       if (!t.val.empty() && unset("--val")) f.val_file = t.val;
     }
-    auto comm = horo::dist::make_communicator();
+    auto comm = horo::dist::make_communicator_for(gpu);
     rank = comm->rank();
     const int world = comm->size();
     const bool leader = rank == 0;

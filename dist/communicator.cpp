@@ -40,20 +40,23 @@ double stall_timeout_from_env() {
 }
 }  // namespace
 
-std::unique_ptr<Communicator> make_communicator() {
+std::unique_ptr<Communicator> make_communicator() { return make_communicator_for(false); }
+
+std::unique_ptr<Communicator> make_communicator_for(bool gpu) {
   if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
   Algorithm algorithm = Algorithm::Auto;
+  bool nccl = gpu;
   if (const char* env = std::getenv("HORO_ALLREDUCE"); env && *env) {
     const std::string value = env;
+    nccl = value == "nccl";
     if (value == "ring") algorithm = Algorithm::Ring;
     else if (value == "mpi") algorithm = Algorithm::Mpi;
-    else if (value == "nccl") throw ValueError("HORO_ALLREDUCE=nccl needs the CUDA build and GPU tensors");
-    else throw ValueError("HORO_ALLREDUCE: expected ring, mpi or nccl, got '" + value + "'");
+    else if (value != "nccl") throw ValueError("HORO_ALLREDUCE: expected ring, mpi or nccl, got '" + value + "'");
   }
   auto comm = make_mpi_communicator(algorithm, stall_timeout_from_env());
   HORO_CHECK(comm != nullptr, BackendError,
              "this process was started by an MPI launcher, but horo was built without MPI (configure with -DHORO_MPI=ON)");
-  return comm;
+  return nccl ? make_nccl_communicator(std::move(comm)) : std::move(comm);
 }
 
 }  // namespace horo::dist

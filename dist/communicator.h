@@ -41,6 +41,8 @@ class Communicator {
   virtual void barrier() = 0;
   // A communicator over the same ranks whose traffic never mixes with this one's (for a thread of its own).
   virtual std::unique_ptr<Communicator> duplicate() const = 0;
+  // True when the collectives take GPU buffers (NCCL), false for host buffers.
+  virtual bool device_buffers() const { return false; }
 
   // Names the next collective for stall reports; every rank announces the same (step, index)
   // sequence, so a rank that is missing can be named. A no-op for one process.
@@ -83,5 +85,10 @@ std::unique_ptr<Communicator> make_communicator();
 
 // The MPI-backed communicator, or null when horo was built without MPI.
 std::unique_ptr<Communicator> make_mpi_communicator(Algorithm algorithm, double stall_timeout);
+// NCCL over the ranks of an MPI communicator (which shares the NCCL id and serves barriers); each rank
+// uses the GPU of its node-local rank. Throws BackendError when built without NCCL.
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> mpi);
+// make_communicator(), with NCCL when `gpu` is true under a launcher (unless HORO_ALLREDUCE says otherwise).
+std::unique_ptr<Communicator> make_communicator_for(bool gpu);
 
 }  // namespace horo::dist

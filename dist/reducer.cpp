@@ -2,11 +2,12 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 
 #include "dist/timeline.h"
 #include "nn/autograd.h"
+#include "kernels/binary.h"
+#include "tensor/dispatch.h"
 
 namespace horo::dist {
 namespace {
@@ -68,10 +69,16 @@ GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair
   if (options_.fusion_bytes < 0) options_.fusion_bytes = fusion_bytes_from_env();
   check_same_tensors(comm, named_parameters, "model parameters (names, shapes, dtypes)");
   for (const auto& entry : named_parameters) {
-    HORO_CHECK(entry.second.device().is_cpu(), TypeError, "distributed training of ", entry.second.describe(), " on ",
-               entry.second.device().str(), ": gradients on the GPU need the NCCL communicator, which this version lacks");
     if (entry.second.requires_grad()) params_.push_back(entry);
   }
+  device_ = params_.empty() ? Device::cpu() : params_.front().second.device();
+  for (const auto& [name, tensor] : params_) {
+    HORO_CHECK(tensor.device() == device_, TypeError, "gradient reducer: ", tensor.describe(), " is on ", tensor.device().str(),
+               " but ", params_.front().second.describe(), " is on ", device_.str());
+  }
+  HORO_CHECK(device_.is_cuda() == comm.device_buffers() || comm.size() == 1, TypeError, "gradient reducer: parameters on ",
+             device_.str(), " need ", device_.is_cuda() ? "the NCCL communicator (HORO_ALLREDUCE=nccl)" : "a host communicator (ring or mpi)",
+             ", got ", comm.name());
   comm_ = comm.duplicate();
   comm_->set_stall_timeout(comm.stall_timeout());
   // Reverse registration order approximates the order in which backward finishes gradients.
@@ -136,16 +143,19 @@ void GradientReducer::pack_and_queue(size_t index) {
   Bucket& bucket = buckets_[index];
   {
     TimelineScope scope("pack bucket " + std::to_string(index), "fusion", "main");
-    int64_t total = 0;
-    for (size_t k : bucket.params) total += params_[k].second.numel();
-    bucket.buffer.resize(static_cast<size_t>(total));
-    float* out = bucket.buffer.data();
+    if (!bucket.buffer.defined()) {
+      int64_t total = 0;
+      for (size_t k : bucket.params) total += params_[k].second.numel();
+      bucket.buffer = Tensor::empty({total}, DType::Float32, device_);
+    }
+    int64_t offset = 0;
     for (size_t k : bucket.params) {
-      Tensor& p = params_[k].second;
+      const Tensor& p = params_[k].second;
+      Tensor slot = bucket.buffer.slice(offset, offset + p.numel()).view(p.shape());
       const Tensor grad = p.grad();
-      if (grad.defined()) std::memcpy(out, grad.data<float>(), static_cast<size_t>(p.numel()) * sizeof(float));
-      else std::fill(out, out + p.numel(), 0.0f);  // no gradient on this rank this step: contribute zeros
-      out += p.numel();
+      if (grad.defined()) slot.copy_from(grad);
+      else slot.fill(0.0f);  // no gradient on this rank this step: contribute zeros
+      offset += p.numel();
     }
   }
   {
@@ -172,11 +182,12 @@ void GradientReducer::communication_loop() {
       for (size_t k : bucket.params) names += (names.empty() ? "" : ", ") + params_[k].first;
       comm_->announce(step_, static_cast<int64_t>(index), "allreduce of bucket " + std::to_string(index) + " (" + names + ")");
       TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
-      comm_->allreduce(bucket.buffer.data(), static_cast<int64_t>(bucket.buffer.size()), ReduceOp::Average,
-                       options_.compression);
+      float* data = bucket.buffer.data<float>();
+      const int64_t count = bucket.buffer.numel();
+      comm_->allreduce(data, count, ReduceOp::Average, options_.compression);
       if (options_.backward_passes_per_step > 1) {
         const float scale = 1.0f / static_cast<float>(options_.backward_passes_per_step);
-        for (float& v : bucket.buffer) v *= scale;
+        HORO_DISPATCH(device_, affine, count, scale, 0.0f, data, data);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -213,12 +224,12 @@ void GradientReducer::synchronize() {
   {
     TimelineScope scope("unpack", "fusion", "main");
     for (Bucket& bucket : buckets_) {
-      const float* in = bucket.buffer.data();
+      int64_t offset = 0;
       for (size_t k : bucket.params) {
         Tensor& p = params_[k].second;
-        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape()));
-        std::memcpy(p.grad().data<float>(), in, static_cast<size_t>(p.numel()) * sizeof(float));
-        in += p.numel();
+        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), DType::Float32, device_));
+        p.grad().copy_from(bucket.buffer.slice(offset, offset + p.numel()).view(p.shape()));
+        offset += p.numel();
       }
       bucket.queued = bucket.done = false;
     }

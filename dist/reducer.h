@@ -54,7 +54,7 @@ class GradientReducer {
  private:
   struct Bucket {
     std::vector<size_t> params;  // indices into params_
-    std::vector<float> buffer;
+    Tensor buffer;               // the fused gradients, on the parameters' device
     bool queued = false, done = false;
   };
   void on_grad_ready(size_t param);
@@ -65,6 +65,7 @@ class GradientReducer {
   std::unique_ptr<Communicator> comm_;  // the communication thread's own
   ReducerOptions options_;
   std::vector<std::pair<std::string, Tensor>> params_;
+  Device device_;
   std::vector<size_t> bucket_of_;
   std::vector<int64_t> ready_passes_;
   std::vector<Bucket> buckets_;

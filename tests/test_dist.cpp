@@ -5,6 +5,7 @@
 
 #include "dist/communicator.h"
 #include "dist/reducer.h"
+#include "kernels/device.h"
 #include "nn/models.h"
 #include "tests/test_util.h"
 
@@ -78,6 +79,24 @@ TEST_P(CollectiveTest, BroadcastFromEveryRootAndAllgather) {
     EXPECT_EQ(all[2 * r + 1], r * r);
   }
   comm->barrier();
+}
+
+// NCCL on GPU buffers against the same reference, where a GPU and NCCL are present.
+TEST(Nccl, SumAndBroadcastOnGpuBuffersMatchTheReference) {
+  if (!launched_by_mpi() || !kernels::cuda::available()) GTEST_SKIP() << "needs mpirun and a GPU: NCCL test skipped";
+  auto comm = make_nccl_communicator(make_mpi_communicator(Algorithm::Auto, 120.0));
+  for (int64_t count : {int64_t{1}, int64_t{1000}, (int64_t{1} << 20) + 3}) {
+    std::vector<float> host(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) host[i] = value_of(comm->rank(), i);
+    Tensor data = Tensor::from_vector(host, {count}).to(Device::cuda(comm->local_rank() % kernels::cuda::device_count()));
+    comm->allreduce(data, ReduceOp::Sum);
+    const auto got = data.to_vector();
+    for (int64_t i = 0; i < count; i += 97) {
+      double expected = 0;
+      for (int r = 0; r < comm->size(); ++r) expected += value_of(r, i);
+      ASSERT_NEAR(got[i], expected, 1e-4) << i;
+    }
+  }
 }
 
 std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& p) { return p.param == Algorithm::Ring ? "ring" : "mpi"; }
