@@ -103,8 +103,23 @@ int main(int argc, char** argv) {
 
   int rank = 0;
   try {
-    // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise).
-    const bool gpu = horo::Device::parse(device_name).is_cuda();
+    // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise), each
+    // rank on the GPU of its node-local rank unless --device names one.
+    horo::Device device = horo::Device::parse(device_name);
+    const bool gpu = device.is_cuda();
+    if (gpu) {
+      HORO_CHECK(horo::kernels::cuda::available(), horo::ValueError, "--device ", device_name,
+                 ": no CUDA device is visible to this process (or horo was built without CUDA)");
+      if (device_name == "cuda") {
+        for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+          if (const char* local = std::getenv(var)) {
+            device = horo::Device::cuda(std::atoi(local) % horo::kernels::cuda::device_count());
+            break;
+          }
+        }
+      }
+      horo::kernels::cuda::set_device(device.index);
+    }
     if (!config_file.empty()) {
       // The file's values stand wherever the command line gave none.
       const auto t = horo::nn::parse_train_config(read_text(config_file), config_file);
@@ -135,12 +150,7 @@ int main(int argc, char** argv) {
     else if (!std::getenv("HORO_NUM_THREADS") && comm->local_size() > 1)
       horo::set_num_threads(std::max(1, horo::get_num_threads() / comm->local_size()));
     if (const char* path = std::getenv("HORO_TIMELINE"); path && *path) horo::dist::Timeline::instance().enable(path, rank, world);
-    f.config.device = horo::Device::parse(device_name);
-    if (f.config.device.is_cuda()) {
-      HORO_CHECK(horo::kernels::cuda::available(), horo::ValueError, "--device ", device_name,
-                 ": no CUDA device is visible to this process (or horo was built without CUDA)");
-      horo::kernels::cuda::set_device(f.config.device.index);
-    }
+    f.config.device = device;
 
     // A resumed run takes its model specification from the checkpoint.
     std::optional<horo::nn::Checkpoint> resumed;

@@ -38,11 +38,10 @@ class NcclCommunicator : public Communicator {
  public:
   explicit NcclCommunicator(std::unique_ptr<Communicator> mpi) : mpi_(std::move(mpi)) {
     stall_timeout_ = mpi_->stall_timeout();
-    // One GPU per process: the node-local rank picks it.
-    const int devices = kernels::cuda::device_count();
-    HORO_CHECK(devices > 0, BackendError, "NCCL communicator: no CUDA device visible on rank ", mpi_->rank());
-    device_ = mpi_->local_rank() % devices;
-    CUDA_RT_CHECK(cudaSetDevice(device_));
+    // The caller has selected this rank's GPU (horo-train: the node-local rank's); NCCL works there.
+    HORO_CHECK(kernels::cuda::device_count() > 0, BackendError, "NCCL communicator: no CUDA device visible on rank ",
+               mpi_->rank());
+    CUDA_RT_CHECK(cudaGetDevice(&device_));
     ncclUniqueId id;
     if (mpi_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     mpi_->broadcast(&id, sizeof id, 0);
@@ -80,6 +79,7 @@ class NcclCommunicator : public Communicator {
   }
 
   void allgather(const void* send, int64_t bytes_each, void* recv) override {
+    HORO_CHECK(on_device(send) == on_device(recv), ValueError, "NCCL allgather: send and receive buffers must both be on the GPU or both on the host");
     if (!on_device(send)) return mpi_->allgather(send, bytes_each, recv);
     kernels::cuda::synchronize();
     NCCL_CHECK(ncclAllGather(send, recv, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_));

@@ -7,6 +7,7 @@
 #include "dist/timeline.h"
 #include "nn/autograd.h"
 #include "kernels/binary.h"
+#include "kernels/device.h"
 #include "tensor/dispatch.h"
 
 namespace horo::dist {
@@ -166,6 +167,16 @@ void GradientReducer::pack_and_queue(size_t index) {
 }
 
 void GradientReducer::communication_loop() {
+  // A thread starts on device 0: work on the parameters' GPU (its kernels and NCCL buffers live there).
+  if (device_.is_cuda()) {
+    try {
+      kernels::cuda::set_device(device_.index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+      return;
+    }
+  }
   for (;;) {
     size_t index = 0;
     {

@@ -118,7 +118,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* input, const floa
           .ldc = patch});
   }
   if (s.batch == 0) CUDA_CHECK(cudaMemsetAsync(grad_weight, 0, static_cast<size_t>(s.out_channels * patch) * sizeof(float), stream()));
-  if (grad_bias) {
+  if (grad_bias && s.out_channels > 0) {
     bias_grad_kernel<<<static_cast<unsigned>(s.out_channels), kThreads, 0, stream()>>>(s.batch, s.out_channels, spatial,
                                                                                       grad_output, grad_bias);
     CUDA_CHECK_LAUNCH("conv2d bias gradient");

@@ -117,6 +117,8 @@ float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, cons
   float host[3];
   copy(host, sums.data, sizeof host, Copy::DeviceToHost);
   const float eps = a.label_smoothing;
+  // Without smoothing the smoothing sum is not part of the loss (and may be -inf * 0 for masked logits).
+  if (eps == 0.0f) return host[0] / host[2];
   return ((1.0f - eps) * host[0] + eps / static_cast<float>(a.classes) * host[1]) / host[2];
 }
 
