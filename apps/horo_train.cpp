@@ -8,7 +8,6 @@
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "apps/run_log.h"
@@ -34,14 +33,6 @@ struct Flags {
   double gamma = 0.1;
   bool hflip = false, strict_init = false;
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  HORO_CHECK(in.good(), horo::IOError, path, ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The training configuration as text, stored in checkpoints beside the model specification.
 std::string config_text(const Flags& f) {
@@ -122,7 +113,7 @@ int main(int argc, char** argv) {
     }
     if (!config_file.empty()) {
       // The file's values stand wherever the command line gave none.
-      const auto t = horo::nn::parse_train_config(read_text(config_file), config_file);
+      const auto t = horo::nn::parse_train_config(horo::nn::read_text_file(config_file), config_file);
       auto unset = [&](const char* flag) { return app.count(flag) == 0; };
       if (t.has_optimizer) {
         if (unset("--optimizer")) f.optimizer = t.optimizer;
@@ -193,9 +184,7 @@ int main(int argc, char** argv) {
     }
 
     // The model: from the checkpoint when resuming, else the named or given specification.
-    std::string spec_text = resumed ? resumed->model_spec
-                            : f.model.find(".prototxt") != std::string::npos ? read_text(f.model)
-                                                                              : horo::nn::builtin_model_text(f.model);
+    std::string spec_text = resumed ? resumed->model_spec : horo::nn::model_spec_text(f.model);
     const std::string spec_source = resumed ? resumed->path : f.model;
     auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
     const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;

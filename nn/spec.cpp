@@ -153,15 +153,21 @@ BuiltModel build_model_from_text(const std::string& text, const std::string& sou
   return out;
 }
 
-BuiltModel build_model(const std::string& name_or_path) {
-  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".prototxt") == std::string::npos) {
-    return build_model_from_text(builtin_model_text(name_or_path), name_or_path);
-  }
-  std::ifstream in(name_or_path);
-  HORO_CHECK(in.good(), IOError, name_or_path, ": cannot open the model specification");
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  HORO_CHECK(in.good(), IOError, path, ": cannot open");
   std::stringstream text;
   text << in.rdbuf();
-  return build_model_from_text(text.str(), name_or_path);
+  return text.str();
+}
+
+std::string model_spec_text(const std::string& name_or_path) {
+  const bool builtin = name_or_path.find('/') == std::string::npos && name_or_path.find(".prototxt") == std::string::npos;
+  return builtin ? builtin_model_text(name_or_path) : read_text_file(name_or_path);
+}
+
+BuiltModel build_model(const std::string& name_or_path) {
+  return build_model_from_text(model_spec_text(name_or_path), name_or_path);
 }
 
 namespace {

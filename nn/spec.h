@@ -22,6 +22,10 @@ struct BuiltModel {
 BuiltModel build_model_from_text(const std::string& text, const std::string& source);
 // A built-in name ("cnn", "mlp": the files models/*.prototxt, compiled in) or a .prototxt path.
 BuiltModel build_model(const std::string& name_or_path);
+// The specification text behind build_model(name_or_path).
+std::string model_spec_text(const std::string& name_or_path);
+// A whole text file; IOError naming it when it cannot be read.
+std::string read_text_file(const std::string& path);
 // The text of a built-in model, or throws ValueError naming the choices.
 const std::string& builtin_model_text(const std::string& name);
 

@@ -125,7 +125,7 @@ Storage::Storage(size_t bytes, Device device, bool pinned) : bytes_(bytes), devi
   }
   if (device.is_cuda()) {
     HORO_CHECK(kernels::cuda::available(), TypeError, "cannot allocate ", bytes, " bytes on ", device.str(),
-               kernels::cuda::device_count() == 0 && !kernels::cuda::available() ? ": no CUDA device is available here" : "");
+               ": no CUDA device is available here");
     HORO_CHECK(device.index < kernels::cuda::device_count(), TypeError, "cannot allocate on ", device.str(), ": only ",
                kernels::cuda::device_count(), " CUDA devices are visible");
     data_ = kernels::cuda::device_alloc(rounded_size(bytes), device.index);

@@ -26,28 +26,24 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+namespace {
+// A fresh tensor of `shape` on its own storage; the byte count is checked against overflow.
+Tensor allocate(const Shape& shape, DType dtype, Device device, bool pinned) {
   for (int64_t d : shape) HORO_CHECK(d >= 0, ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": negative size");
   size_t bytes = 0;
   HORO_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes) &&
                  bytes < (size_t{1} << 48), ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": too large");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(bytes, device);
+  impl->storage = std::make_shared<Storage>(bytes, device, pinned);
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
+}  // namespace
 
-Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
-  size_t bytes = 0;
-  HORO_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes), ShapeError,
-             "cannot create a tensor of shape ", shape_str(shape), ": too large");
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(bytes, Device::cpu(), true);
-  impl->shape = shape;
-  impl->dtype = dtype;
-  return Tensor(std::move(impl));
-}
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) { return allocate(shape, dtype, device, false); }
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) { return allocate(shape, dtype, Device::cpu(), true); }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
