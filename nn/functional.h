@@ -19,6 +19,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p = {});
 Tensor max_pool2d(const Tensor& input, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& input, const Pool2dParams& p);
+// max_pool2d(relu(conv2d(input, weight, bias))) in one fused pass on the CPU (same values and
+// gradients; kernels/conv_block.h); the three ops in turn on other devices.
+Tensor conv2d_relu_max_pool2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& conv,
+                              const Pool2dParams& pool);
 
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);

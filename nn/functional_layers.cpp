@@ -54,6 +54,21 @@ Tensor max_pool2d(const Tensor& input, const Pool2dParams& p) {
                 });
 }
 
+Tensor conv2d_relu_max_pool2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& conv,
+                              const Pool2dParams& pool) {
+  if (input.device().is_cuda()) return functional::max_pool2d(functional::relu(functional::conv2d(input, weight, bias, conv)), pool);
+  auto [out, argmax] = ops::conv2d_relu_maxpool2d(input, weight, bias, conv, pool);
+  if (!autograd::any_requires_grad({&input, &weight, &bias})) return out;
+  return record(out, {&input, &weight, &bias}, "conv2d_relu_max_pool2d",
+                [x = saved(input), w = saved(weight), y = saved(out), argmax = argmax, conv, pool](
+                    const Tensor& g, const Node& node) -> std::vector<Tensor> {
+                  auto grads = ops::conv2d_relu_maxpool2d_backward(x, w, y, argmax, g, node.needs_input_grad(0),
+                                                                   node.needs_input_grad(1), node.needs_input_grad(2),
+                                                                   conv, pool);
+                  return {grads.input, grads.weight, grads.bias};
+                });
+}
+
 Tensor avg_pool2d(const Tensor& input, const Pool2dParams& p) {
   Tensor out = ops::avgpool2d(input, p);
   if (!autograd::any_requires_grad({&input})) return out;

@@ -1,6 +1,7 @@
 #include "nn/layers.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace horo::nn {
@@ -66,14 +67,26 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
   if (options.bias) bias = register_parameter("bias", init_uniform({options.out}, fan_in));
 }
 
-Tensor Conv2d::forward(const Tensor& input) {
+ops::Conv2dParams Conv2d::checked_params(const Tensor& input) const {
   HORO_CHECK(input.dim() == 4, ShapeError, where(), ": expected input [batch, ", options_.in,
              ", height, width], got ", input.describe());
   HORO_CHECK(input.size(1) == options_.in, ShapeError, where(), ": expected ", options_.in, " input channels, got ",
              input.size(1), " in ", input.describe());
-  const ops::Conv2dParams p{.stride_h = options_.stride, .stride_w = options_.stride, .pad_h = options_.padding,
-                            .pad_w = options_.padding, .dilation_h = options_.dilation, .dilation_w = options_.dilation};
-  return functional::conv2d(input, weight, bias, p);
+  return {.stride_h = options_.stride, .stride_w = options_.stride, .pad_h = options_.padding,
+          .pad_w = options_.padding, .dilation_h = options_.dilation, .dilation_w = options_.dilation};
+}
+
+Tensor Conv2d::forward(const Tensor& input) { return functional::conv2d(input, weight, bias, checked_params(input)); }
+
+std::optional<Tensor> Conv2d::forward_relu_max_pool(const Tensor& input, const ops::Pool2dParams& pool) {
+  const ops::Conv2dParams p = checked_params(input);
+  const int64_t extent_h = (options_.kernel - 1) * options_.dilation + 1;
+  const int64_t out_h = (input.size(2) + 2 * options_.padding - extent_h) / options_.stride + 1;
+  const int64_t out_w = (input.size(3) + 2 * options_.padding - extent_h) / options_.stride + 1;
+  const bool window_fits = out_h >= pool.kernel_h - 2 * pool.pad_h && out_w >= pool.kernel_w - 2 * pool.pad_w &&
+                           2 * pool.pad_h <= pool.kernel_h && 2 * pool.pad_w <= pool.kernel_w;
+  if (out_h <= 0 || out_w <= 0 || !window_fits) return std::nullopt;
+  return functional::conv2d_relu_max_pool2d(input, weight, bias, p, pool);
 }
 
 std::string Conv2d::extra_repr() const {
@@ -130,11 +143,35 @@ Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> mod
   return *this;
 }
 
+namespace {
+// HORO_FUSE=0 turns the fused CPU blocks off (to compare, or to see each layer's own output).
+bool fusion_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("HORO_FUSE");
+    return !(env && std::string(env) == "0");
+  }();
+  return enabled && !detect_anomaly();  // anomaly mode checks every layer's own output
+}
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (const auto& [name, child] : children()) {
-    x = child->forward(x);
-    if (detect_anomaly()) functional::check_finite(x, "output of " + child->where());
+  const auto& layers = children();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    // Conv2d, ReLU, MaxPool2d in a row: one fused pass on the CPU.
+    if (i + 2 < layers.size() && fusion_enabled() && !x.device().is_cuda()) {
+      auto* conv = dynamic_cast<Conv2d*>(layers[i].second.get());
+      auto* pool = dynamic_cast<MaxPool2d*>(layers[i + 2].second.get());
+      if (conv && pool && dynamic_cast<ReLU*>(layers[i + 1].second.get())) {
+        if (auto fused = conv->forward_relu_max_pool(x, pool->params())) {
+          x = *fused;
+          i += 2;
+          continue;
+        }
+      }
+    }
+    x = layers[i].second->forward(x);
+    if (detect_anomaly()) functional::check_finite(x, "output of " + layers[i].second->where());
   }
   return x;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,9 +46,14 @@ class Conv2d : public Module {
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override;
   const Conv2dOptions& options() const { return options_; }
+  // max_pool2d(relu(forward(input))) through the fused CPU kernel (Sequential uses it for a
+  // Conv2d, ReLU, MaxPool2d run); null when the pooling window does not fit the output, so the
+  // caller runs the layers one by one and the pooling layer reports the error.
+  std::optional<Tensor> forward_relu_max_pool(const Tensor& input, const ops::Pool2dParams& pool);
   Tensor weight, bias;
 
  private:
+  ops::Conv2dParams checked_params(const Tensor& input) const;
   Conv2dOptions options_;
 };
 
@@ -61,6 +67,7 @@ class MaxPool2d : public Module {
  public:
   explicit MaxPool2d(const Pool2dOptions& options = {});
   Tensor forward(const Tensor& input) override;
+  const ops::Pool2dParams& params() const { return params_; }
   std::string type_name() const override { return "MaxPool2d"; }
   std::string extra_repr() const override;
 

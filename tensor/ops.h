@@ -37,6 +37,17 @@ struct Pool2dParams {
 std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p);
 Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const Shape& input_shape,
                           const Pool2dParams& p);
+// Conv2d + bias + ReLU + max pooling in one pass, one image at a time (CPU tensors only; see
+// kernels/conv_block.h). Returns (output, argmax) like maxpool2d.
+std::pair<Tensor, Tensor> conv2d_relu_maxpool2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                                const Conv2dParams& conv, const Pool2dParams& pool);
+struct ConvBlockGrads {
+  Tensor input, weight, bias;  // each undefined unless asked for
+};
+ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor& weight, const Tensor& output,
+                                              const Tensor& argmax, const Tensor& grad_output, bool want_input,
+                                              bool want_weight, bool want_bias, const Conv2dParams& conv,
+                                              const Pool2dParams& pool);
 Tensor avgpool2d(const Tensor& input, const Pool2dParams& p);
 Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, const Pool2dParams& p);
 

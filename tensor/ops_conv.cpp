@@ -1,4 +1,5 @@
 #include "kernels/conv2d.h"
+#include "kernels/conv_block.h"
 #include "kernels/pool2d.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops.h"
@@ -85,6 +86,45 @@ std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p) 
   Tensor argmax = Tensor::empty(out_shape, DType::Int32, input.device());
   HORO_DISPATCH(input.device(), maxpool2d_forward, s, input.data<float>(), out.data<float>(), argmax.data<int32_t>());
   return {out, argmax};
+}
+
+std::pair<Tensor, Tensor> conv2d_relu_maxpool2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                                const Conv2dParams& conv, const Pool2dParams& pool) {
+  check_conv(input, weight, conv);
+  if (bias.defined()) check_shape(bias, {weight.size(0)}, "conv2d: bias");
+  check_same_device("conv2d_relu_max_pool2d", {&input, &weight, &bias});
+  HORO_CHECK(!input.device().is_cuda(), TypeError, "conv2d_relu_max_pool2d: CPU tensors only, got ", input.describe(),
+             " on ", input.device().str());
+  const auto cs = conv_shape(input.shape(), weight.shape(), conv);
+  const Shape conv_out{cs.batch, cs.out_channels, cs.out_h(), cs.out_w()};
+  const auto ps = pool_shape(conv_out, pool);
+  HORO_CHECK(ps.out_h() > 0 && ps.out_w() > 0, ShapeError, "max_pool2d: the convolution's output ", cs.out_h(), "x",
+             cs.out_w(), " is smaller than the ", pool.kernel_h, "x", pool.kernel_w, " window");
+  const Shape out_shape{cs.batch, cs.out_channels, ps.out_h(), ps.out_w()};
+  Tensor out = Tensor::empty(out_shape, DType::Float32, input.device());
+  Tensor argmax = Tensor::empty(out_shape, DType::Int32, input.device());
+  kernels::cpu::conv_relu_maxpool_forward(cs, ps, input.data<float>(), weight.data<float>(),
+                                          bias.defined() ? bias.data<float>() : nullptr, out.data<float>(),
+                                          argmax.data<int32_t>());
+  return {out, argmax};
+}
+
+ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor& weight, const Tensor& output,
+                                              const Tensor& argmax, const Tensor& grad_output, bool want_input,
+                                              bool want_weight, bool want_bias, const Conv2dParams& conv,
+                                              const Pool2dParams& pool) {
+  const auto cs = conv_shape(input.shape(), weight.shape(), conv);
+  const auto ps = pool_shape({cs.batch, cs.out_channels, cs.out_h(), cs.out_w()}, pool);
+  check_shape(grad_output, output.shape(), "conv2d_relu_max_pool2d backward: grad_output");
+  ConvBlockGrads grads;
+  if (want_input) grads.input = Tensor::empty(input.shape(), DType::Float32, input.device());
+  if (want_weight) grads.weight = Tensor::empty(weight.shape(), DType::Float32, input.device());
+  if (want_bias) grads.bias = Tensor::empty({weight.size(0)}, DType::Float32, input.device());
+  auto ptr = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+  kernels::cpu::conv_relu_maxpool_backward(cs, ps, input.data<float>(), weight.data<float>(), output.data<float>(),
+                                           argmax.data<int32_t>(), grad_output.data<float>(),
+                                           ptr(grads.input), ptr(grads.weight), ptr(grads.bias));
+  return grads;
 }
 
 Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const Shape& input_shape,

@@ -46,6 +46,54 @@ TEST(Gradcheck, MaxPool2d) {
   gradcheck([p](const std::vector<Tensor>& v) { return F::max_pool2d(v[0], p); }, {distinct_values({2, 2, 7, 5})});
 }
 
+// The fused block must give what its three ops give in turn: values, argmax choice and every gradient
+// (each of which the tests above check against finite differences), for any subset of inputs that
+// need a gradient, padded and strided windows, and a NaN.
+TEST(Gradcheck, FusedConvReluMaxPoolEqualsTheThreeOpsInTurn) {
+  for (int trial = 0; trial < 12; ++trial) {
+    const ops::Conv2dParams conv{.stride_h = random_int(1, 2), .stride_w = random_int(1, 2), .pad_h = random_int(0, 1),
+                                 .pad_w = random_int(0, 1), .dilation_h = random_int(1, 2), .dilation_w = 1};
+    const ops::Pool2dParams pool = trial % 2 == 0
+                                       ? ops::Pool2dParams{}
+                                       : ops::Pool2dParams{.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    const int64_t batch = random_int(1, 4), cin = random_int(1, 4), cout = random_int(1, 5);
+    const bool with_bias = trial % 3 != 0, want_input = trial % 4 != 1, want_weight = trial % 4 != 2;
+    const int64_t h = random_int(7, 15), w = random_int(7, 15);
+    SCOPED_TRACE(::testing::Message() << "trial " << trial << " input " << batch << "x" << cin << "x" << h << "x" << w);
+    Tensor x = random_tensor({batch, cin, h, w}), weight = random_tensor({cout, cin, 3, 3}),
+           bias = with_bias ? random_tensor({cout}) : Tensor();
+    if (trial == 5) x.data<float>()[x.numel() / 2] = std::nanf("");
+    auto run = [&](bool fused) {
+      std::vector<Tensor> leaves{x.clone(), weight.clone(), with_bias ? bias.clone() : Tensor()};
+      leaves[0].set_requires_grad(want_input);
+      leaves[1].set_requires_grad(want_weight);
+      if (with_bias) leaves[2].set_requires_grad(true);
+      const Tensor out = fused ? F::conv2d_relu_max_pool2d(leaves[0], leaves[1], leaves[2], conv, pool)
+                               : F::max_pool2d(F::relu(F::conv2d(leaves[0], leaves[1], leaves[2], conv)), pool);
+      F::sum(out * Tensor::uniform(out.shape(), 0.5f, 1.5f, 99)).backward();
+      leaves.insert(leaves.begin(), out);
+      return leaves;
+    };
+    const auto fused = run(true), separate = run(false);
+    const char* names[] = {"output", "grad input", "grad weight", "grad bias"};
+    for (size_t k = 0; k < fused.size(); ++k) {
+      const Tensor a = k == 0 ? fused[0] : fused[k].defined() ? fused[k].grad() : Tensor();
+      const Tensor b = k == 0 ? separate[0] : separate[k].defined() ? separate[k].grad() : Tensor();
+      ASSERT_EQ(a.defined(), b.defined()) << names[k];
+      if (!a.defined()) continue;
+      ASSERT_EQ(a.shape(), b.shape()) << names[k];
+      for (int64_t i = 0; i < a.numel(); ++i) {
+        const float u = a.data<float>()[i], v = b.data<float>()[i];
+        if (std::isnan(u) || std::isnan(v)) {
+          EXPECT_EQ(std::isnan(u), std::isnan(v)) << names[k] << " element " << i;
+        } else {
+          EXPECT_NEAR(u, v, 1e-4f * (1.0f + std::fabs(v))) << names[k] << " element " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Gradcheck, AvgPool2dCountingPadding) {
   const ops::Pool2dParams p{.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
   gradcheck([p](const std::vector<Tensor>& v) { return F::avg_pool2d(v[0], p); }, {random_tensor({2, 3, 6, 7})});

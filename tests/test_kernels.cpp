@@ -105,7 +105,8 @@ TEST_P(KernelTest, PoolingForwardAndBackwardMatchReference) {
     s.pad_w = random_int(0, s.kernel_w / 2);
     if (trial % 3 == 0) s = {.planes = random_int(1, 9), .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
     s.in_h = random_int(s.kernel_h, 13);
-    s.in_w = random_int(s.kernel_w, 13);
+    // 2x2 max pooling works on blocks of 16 outputs: widths past 32 and 64 cross them, odd ones leave a column.
+    s.in_w = random_int(s.kernel_w, trial % 3 == 0 ? 70 : 13);
     SCOPED_TRACE(::testing::Message() << "in=" << s.in_h << "x" << s.in_w << " k=" << s.kernel_h << "x" << s.kernel_w
                                       << " stride=" << s.stride_h << "," << s.stride_w << " pad=" << s.pad_h << "," << s.pad_w);
     const int64_t in_n = s.planes * s.in_h * s.in_w, out_n = s.planes * s.out_h() * s.out_w();
@@ -197,6 +198,24 @@ TEST_P(KernelTest, DropoutMaskMatchesReferenceAndKeepsOneMinusP) {
   int64_t kept = 0;
   for (float m : mask) kept += m != 0.0f;
   EXPECT_NEAR(static_cast<double>(kept) / n, 0.7, 0.01);
+}
+
+TEST_P(KernelTest, DropoutMatchesReferenceForAnyRateOffsetAndLength) {
+  // Offsets just below 2^34 make the 32-bit low word of the block counter wrap inside a run.
+  const uint64_t offsets[] = {0, static_cast<uint64_t>(random_int(1, 200)), (uint64_t{1} << 34) - 37};
+  for (float p : {0.0f, 0.25f, 0.5f, 0.9f, 1.0f}) {
+    for (uint64_t offset : offsets) {
+      const int64_t n = random_int(1, 3000);
+      SCOPED_TRACE(::testing::Message() << "p=" << p << " offset=" << offset << " n=" << n);
+      const uint64_t seed = static_cast<uint64_t>(random_int(0, 1 << 30)) << 20;
+      auto x = random_values(n);
+      std::vector<float> mask(n), y(n), mask_ref(n), y_ref(n);
+      cpu::dropout_forward(seed, offset, p, n, x.data(), mask.data(), y.data());
+      ref::dropout_forward(seed, offset, p, n, x.data(), mask_ref.data(), y_ref.data());
+      EXPECT_EQ(mask, mask_ref);
+      EXPECT_EQ(y, y_ref);
+    }
+  }
 }
 
 TEST_P(KernelTest, BroadcastBinaryOpsMatchReference) {

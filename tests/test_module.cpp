@@ -27,6 +27,41 @@ TEST(Module, ReferenceCnnHasPyTorchNamesAndLayouts) {
   EXPECT_NE(model->summary().find("(classifier): Sequential"), std::string::npos);
 }
 
+// Sequential runs Conv2d, ReLU, MaxPool2d as one fused CPU block: same output and gradients as
+// calling the three layers one by one.
+TEST(Module, SequentialFusesConvReluMaxPoolWithoutChangingResults) {
+  manual_seed(static_cast<uint64_t>(horo::testing::random_int(0, 1 << 20)));
+  auto net = make_model("cnn");
+  const Tensor x = random_tensor({3, 1, 28, 28});
+  const Tensor labels = Tensor::from_vector(std::vector<int64_t>{1, 7, 3}, {3});
+  auto features = std::dynamic_pointer_cast<Sequential>(net->children()[0].second);
+  ASSERT_TRUE(features);
+  auto gradients = [&](bool fused) {
+    net->zero_grad();
+    Tensor h = x;
+    if (fused) {
+      h = features->forward(h);
+    } else {
+      for (const auto& [name, layer] : features->children()) h = layer->forward(h);
+    }
+    const Tensor logits = net->children()[1].second->forward(h);
+    functional::cross_entropy(logits, labels).backward();
+    std::vector<Tensor> out{logits.detach().clone()};
+    for (const auto& [name, p] : net->named_parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  net->eval();  // no dropout, so both passes see the same function
+  const auto fused = gradients(true), separate = gradients(false);
+  ASSERT_EQ(fused.size(), separate.size());
+  for (size_t k = 0; k < fused.size(); ++k) {
+    for (int64_t i = 0; i < fused[k].numel(); ++i) {
+      ASSERT_NEAR(fused[k].data<float>()[i], separate[k].data<float>()[i],
+                  1e-5f * (1.0f + std::fabs(separate[k].data<float>()[i])))
+          << "tensor " << k << " element " << i;
+    }
+  }
+}
+
 TEST(Module, DefaultInitialisationIsUniformWithinOneOverSqrtFanIn) {
   manual_seed(static_cast<uint64_t>(horo::testing::random_int(0, 1 << 20)));
   Conv2d conv({.in = 32, .out = 64, .kernel = 3});

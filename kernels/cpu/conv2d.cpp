@@ -2,22 +2,17 @@
 // keeps its column buffer between calls, so a training step allocates nothing here once warm.
 #include "kernels/conv2d.h"
 
+#include "kernels/cpu/conv_image.h"
+
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
+#include "kernels/cpu/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 
 namespace horo::kernels::cpu {
 namespace {
-
-float* thread_buffer(std::vector<float>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
-  return buffer.data();
-}
-
-thread_local std::vector<float> t_columns;
 
 // col[(c, ki, kj), (oh, ow)] = x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], zero outside the image.
 void im2col(const Conv2dShape& s, const float* image, float* col) {
@@ -40,9 +35,9 @@ void im2col(const Conv2dShape& s, const float* image, float* col) {
             // Contiguous run: zero the left and right margins, copy the middle.
             const int64_t lo = std::clamp<int64_t>(-offset, 0, ow_n);
             const int64_t hi = std::clamp<int64_t>(s.in_w - offset, lo, ow_n);
-            std::fill(out, out + lo, 0.0f);
-            std::memcpy(out + lo, in_row + lo + offset, static_cast<size_t>(hi - lo) * sizeof(float));
-            std::fill(out + hi, out + ow_n, 0.0f);
+            simd::fill(0.0f, lo, out);
+            simd::copy(in_row + lo + offset, hi - lo, out + lo);
+            simd::fill(0.0f, ow_n - hi, out + hi);
           } else {
             for (int64_t ow = 0; ow < ow_n; ++ow) {
               const int64_t iw = ow * s.stride_w + offset;
@@ -70,6 +65,12 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
           float* in_row = plane + ih * s.in_w;
           const float* src = row + oh * ow_n;
           const int64_t offset = kj * s.dilation_w - s.pad_w;
+          if (s.stride_w == 1) {
+            const int64_t lo = std::clamp<int64_t>(-offset, 0, ow_n);
+            const int64_t hi = std::clamp<int64_t>(s.in_w - offset, lo, ow_n);
+            simd::add(src + lo, hi - lo, in_row + lo + offset);
+            continue;
+          }
           for (int64_t ow = 0; ow < ow_n; ++ow) {
             const int64_t iw = ow * s.stride_w + offset;
             if (iw >= 0 && iw < s.in_w) in_row[iw] += src[ow];
@@ -80,79 +81,77 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
   }
 }
 
-int64_t patch_size(const Conv2dShape& s) { return s.in_channels * s.kernel_h * s.kernel_w; }
-
 }  // namespace
+
+float* thread_buffer(std::vector<float>& buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
+  return buffer.data();
+}
+
+float* thread_columns(const Conv2dShape& s) {
+  thread_local std::vector<float> columns;
+  return thread_buffer(columns, patch_size(s) * s.out_h() * s.out_w());
+}
+
+void conv_image_forward(const Conv2dShape& s, const float* image, const float* weight, const float* bias,
+                        float* out, float* col) {
+  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
+  im2col(s, image, col);
+  if (bias) {
+    for (int64_t o = 0; o < s.out_channels; ++o) simd::fill(bias[o], spatial, out + o * spatial);
+  }
+  gemm({.m = s.out_channels, .n = spatial, .k = patch, .a = weight, .lda = patch, .b = col, .ldb = spatial,
+        .beta = bias ? 1.0f : 0.0f, .c = out, .ldc = spatial});
+}
+
+void conv_image_backward_input(const Conv2dShape& s, const float* grad_out, const float* weight, float* grad_image,
+                               float* col) {
+  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
+  gemm({.trans_a = true, .m = patch, .n = spatial, .k = s.out_channels, .a = weight, .lda = patch, .b = grad_out,
+        .ldb = spatial, .c = col, .ldc = spatial});
+  col2im(s, col, grad_image);
+}
+
+void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image, const float* grad_out,
+                                       float* grad_weight, float* grad_bias, float* col) {
+  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
+  im2col(s, image, col);
+  gemm({.trans_b = true, .m = s.out_channels, .n = patch, .k = spatial, .a = grad_out, .lda = spatial, .b = col,
+        .ldb = spatial, .beta = 1.0f, .c = grad_weight, .ldc = patch});
+  if (grad_bias) {
+    for (int64_t o = 0; o < s.out_channels; ++o) grad_bias[o] += simd::sum(grad_out + o * spatial, spatial);
+  }
+}
 
 void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                     float* output) {
-  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
-  const int64_t image_size = s.in_channels * s.in_h * s.in_w;
+  const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
-    float* col = thread_buffer(t_columns, patch * spatial);
+    float* col = thread_columns(s);
     for (int64_t n = begin; n < end; ++n) {
-      im2col(s, input + n * image_size, col);
-      float* out = output + n * s.out_channels * spatial;
-      if (bias) {
-        for (int64_t o = 0; o < s.out_channels; ++o) std::fill(out + o * spatial, out + (o + 1) * spatial, bias[o]);
-      }
-      gemm({.m = s.out_channels, .n = spatial, .k = patch, .a = weight, .lda = patch, .b = col,
-            .ldb = spatial, .beta = bias ? 1.0f : 0.0f, .c = out, .ldc = spatial});
+      conv_image_forward(s, input + n * image_size, weight, bias, output + n * out_size, col);
     }
   });
 }
 
 void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight,
                            float* grad_input) {
-  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
-  const int64_t image_size = s.in_channels * s.in_h * s.in_w;
+  const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
-    float* col = thread_buffer(t_columns, patch * spatial);
+    float* col = thread_columns(s);
     for (int64_t n = begin; n < end; ++n) {
-      gemm({.trans_a = true, .m = patch, .n = spatial, .k = s.out_channels, .a = weight, .lda = patch,
-            .b = grad_output + n * s.out_channels * spatial, .ldb = spatial, .c = col, .ldc = spatial});
-      col2im(s, col, grad_input + n * image_size);
+      conv_image_backward_input(s, grad_output + n * out_size, weight, grad_input + n * image_size, col);
     }
   });
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias) {
-  const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
-  const int64_t image_size = s.in_channels * s.in_h * s.in_w;
-  const int64_t weight_size = s.out_channels * patch;
-  const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(s.batch)));
-  // One partial gradient per thread, summed at the end, so no two threads write the same cell.
-  std::vector<float> partials(static_cast<size_t>(weight_size) * (threads - 1));
-  parallel_for(threads, 1, [&](int64_t t_begin, int64_t t_end) {
-    for (int64_t t = t_begin; t < t_end; ++t) {
-      float* acc = t == 0 ? grad_weight : partials.data() + (t - 1) * weight_size;
-      std::fill(acc, acc + weight_size, 0.0f);
-      float* col = thread_buffer(t_columns, patch * spatial);
-      for (int64_t n = s.batch * t / threads; n < s.batch * (t + 1) / threads; ++n) {
-        im2col(s, input + n * image_size, col);
-        gemm({.trans_b = true, .m = s.out_channels, .n = patch, .k = spatial,
-              .a = grad_output + n * s.out_channels * spatial, .lda = spatial, .b = col, .ldb = spatial,
-              .beta = 1.0f, .c = acc, .ldc = patch});
-      }
-    }
+  const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
+  for_each_image_accumulating(s, grad_weight, grad_bias, [&](int64_t n, float* acc_weight, float* acc_bias) {
+    conv_image_accumulate_weight_grad(s, input + n * image_size, grad_output + n * out_size, acc_weight, acc_bias,
+                                      thread_columns(s));
   });
-  for (int t = 1; t < threads; ++t) {
-    const float* part = partials.data() + (t - 1) * weight_size;
-    for (int64_t i = 0; i < weight_size; ++i) grad_weight[i] += part[i];
-  }
-  if (grad_bias) {
-    for (int64_t o = 0; o < s.out_channels; ++o) {
-      double acc = 0.0;
-      for (int64_t n = 0; n < s.batch; ++n) {
-        const float* g = grad_output + (n * s.out_channels + o) * spatial;
-        float plane = 0.0f;
-        for (int64_t i = 0; i < spatial; ++i) plane += g[i];
-        acc += plane;
-      }
-      grad_bias[o] = static_cast<float>(acc);
-    }
-  }
 }
 
 }  // namespace horo::kernels::cpu

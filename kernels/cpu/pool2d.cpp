@@ -1,4 +1,5 @@
-// Pooling, planes spread over threads. Max pooling's 2x2/stride-2 case (every CNN's) has its own loop.
+// Pooling, planes spread over threads. Max pooling's 2x2/stride-2 case (every CNN's) has its own
+// AVX-512 loops, one output row per step, that read the input and write the output once each.
 // A NaN in a window wins its maximum, as in PyTorch, so it is not silently dropped.
 #include "kernels/pool2d.h"
 
@@ -6,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <vector>
 
 #include "kernels/parallel.h"
 
@@ -17,84 +17,113 @@
 namespace horo::kernels::cpu {
 namespace {
 
-// 2x2 / stride 2 max pooling in two passes over a run of planes, both of which vectorise:
-//  1. each pair of input rows -> the larger value of each column and the index of its cell;
-//  2. each pair of adjacent columns of that -> the output and its argmax. With an even input width,
-//     the pairs of pass 2 tile the whole buffer, so it is one long stride-2 loop across rows and
-//     planes (W1's 13-wide rows are too short to vectorise one at a time).
-// Ties go to the first cell in row-major order and a NaN anywhere in a window wins, as in PyTorch.
-inline void vertical_pass(const float* r0, const float* r1, int32_t row0, int32_t w, int64_t width, float* cm,
-                          int32_t* ci) {
-  for (int64_t j = 0; j < width; ++j) {
-    const float a = r0[j], b = r1[j];
-    const bool take_b = (b > a) | ((b != b) & (a == a));  // bitwise: no branches in the loop
-    cm[j] = take_b ? b : a;
-    ci[j] = row0 + static_cast<int32_t>(j) + (take_b ? w : 0);
-  }
+bool is_two_by_two(const Pool2dShape& s) {
+  return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0;
 }
 
-inline void horizontal_pair(const float* cm, const int32_t* ci, int64_t k, float* out, int32_t* arg) {
-  const float left = cm[2 * k], right = cm[2 * k + 1];
-  const int32_t left_i = ci[2 * k], right_i = ci[2 * k + 1];
-  const bool take_right = ((right > left) | (right != right) | ((right == left) & (right_i < left_i))) & (left == left);
-  out[k] = take_right ? right : left;
-  arg[k] = take_right ? right_i : left_i;
-}
-
-// Pass 2 for `count` outputs; returns how many it did (a multiple of 16), the caller does the rest.
-int64_t horizontal_pass_simd(const float* cm, const int32_t* ci, int64_t count, float* out, int32_t* arg) {
 #if defined(__AVX512F__)
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  int64_t k = 0;
-  for (; k + 16 <= count; k += 16) {
-    const __m512 m0 = _mm512_loadu_ps(cm + 2 * k), m1 = _mm512_loadu_ps(cm + 2 * k + 16);
-    const __m512i i0 = _mm512_loadu_si512(ci + 2 * k), i1 = _mm512_loadu_si512(ci + 2 * k + 16);
+constexpr bool kHaveTwoByTwoSimd = true;
+
+// Lane masks for `count` floats of a block of 16 outputs: the low and high halves of its 2*count inputs.
+inline __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// One output row of 2x2/stride-2 max pooling from the input rows r0 and r1 = r0 + w; the argmax is
+// the cell's index within its plane (row0 = index of r0[0]). Ties go to the first cell in row-major
+// order, and a NaN anywhere in a window wins, as in PyTorch.
+void maxpool_row_2x2(const float* r0, int32_t row0, int32_t w, int64_t ow_n, float* out, int32_t* arg) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_slli_epi32(iota, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i down = _mm512_set1_epi32(w);
+  const float* r1 = r0 + w;
+  for (int64_t k = 0; k < ow_n; k += 16) {
+    const int64_t count = std::min<int64_t>(16, ow_n - k);
+    const __mmask16 lo = first_lanes(2 * count), hi = first_lanes(std::max<int64_t>(0, 2 * count - 16));
+    // Vertical step: the larger of each column's two cells, and that cell's index.
+    auto column = [&](__mmask16 mask, int64_t offset, __m512& best, __m512i& index) {
+      const __m512 a = _mm512_maskz_loadu_ps(mask, r0 + 2 * k + offset);
+      const __m512 b = _mm512_maskz_loadu_ps(mask, r1 + 2 * k + offset);
+      const __mmask16 take_b = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) |
+                               (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
+      best = _mm512_mask_blend_ps(take_b, a, b);
+      const __m512i top = _mm512_add_epi32(iota, _mm512_set1_epi32(row0 + static_cast<int32_t>(2 * k + offset)));
+      index = _mm512_mask_add_epi32(top, take_b, top, down);
+    };
+    __m512 m0, m1;
+    __m512i i0, i1;
+    column(lo, 0, m0, i0);
+    column(hi, 16, m1, i1);
+    // Horizontal step: each pair of adjacent columns.
     const __m512 left = _mm512_permutex2var_ps(m0, even, m1), right = _mm512_permutex2var_ps(m0, odd, m1);
     const __m512i left_i = _mm512_permutex2var_epi32(i0, even, i1), right_i = _mm512_permutex2var_epi32(i0, odd, i1);
-    const __mmask16 left_ok = _mm512_cmp_ps_mask(left, left, _CMP_ORD_Q);
     const __mmask16 take_right = (_mm512_cmp_ps_mask(right, left, _CMP_GT_OQ) |
                                   _mm512_cmp_ps_mask(right, right, _CMP_UNORD_Q) |
                                   (_mm512_cmp_ps_mask(right, left, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(right_i, left_i))) &
-                                 left_ok;
-    _mm512_storeu_ps(out + k, _mm512_mask_blend_ps(take_right, left, right));
-    _mm512_storeu_si512(arg + k, _mm512_mask_blend_epi32(take_right, left_i, right_i));
+                                 _mm512_cmp_ps_mask(left, left, _CMP_ORD_Q);
+    const __mmask16 store = first_lanes(count);
+    _mm512_mask_storeu_ps(out + k, store, _mm512_mask_blend_ps(take_right, left, right));
+    _mm512_mask_storeu_epi32(arg + k, store, _mm512_mask_blend_epi32(take_right, left_i, right_i));
   }
-  return k;
-#else
-  (void)cm, (void)ci, (void)count, (void)out, (void)arg;
-  return 0;
-#endif
 }
 
-thread_local std::vector<float> t_column_max;
-thread_local std::vector<int32_t> t_column_arg;
+// The gradient of one output row into its two input rows (columns [0, 2*ow_n) of each; the caller
+// zeroes an odd last column). Each output's gradient goes to the cell its argmax names.
+void maxpool_backward_row_2x2(const float* grad, const int32_t* arg, int32_t row0, int32_t w, int64_t ow_n,
+                              float* g0) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i interleave_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i interleave_hi = _mm512_add_epi32(interleave_lo, _mm512_set1_epi32(8));
+  const __m512i one = _mm512_set1_epi32(1), down = _mm512_set1_epi32(w), down_one = _mm512_set1_epi32(w + 1);
+  float* g1 = g0 + w;
+  for (int64_t k = 0; k < ow_n; k += 16) {
+    const int64_t count = std::min<int64_t>(16, ow_n - k);
+    const __mmask16 in = first_lanes(count);
+    const __mmask16 lo = first_lanes(2 * count), hi = first_lanes(std::max<int64_t>(0, 2 * count - 16));
+    const __m512 g = _mm512_maskz_loadu_ps(in, grad + k);
+    const __m512i top_left = _mm512_add_epi32(_mm512_slli_epi32(iota, 1), _mm512_set1_epi32(row0 + static_cast<int32_t>(2 * k)));
+    const __m512i where = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(in, arg + k), top_left);
+    const __m512 tl = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, _mm512_setzero_si512()), g);
+    const __m512 tr = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, one), g);
+    const __m512 bl = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, down), g);
+    const __m512 br = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, down_one), g);
+    _mm512_mask_storeu_ps(g0 + 2 * k, lo, _mm512_permutex2var_ps(tl, interleave_lo, tr));
+    _mm512_mask_storeu_ps(g0 + 2 * k + 16, hi, _mm512_permutex2var_ps(tl, interleave_hi, tr));
+    _mm512_mask_storeu_ps(g1 + 2 * k, lo, _mm512_permutex2var_ps(bl, interleave_lo, br));
+    _mm512_mask_storeu_ps(g1 + 2 * k + 16, hi, _mm512_permutex2var_ps(bl, interleave_hi, br));
+  }
+}
+#else
+constexpr bool kHaveTwoByTwoSimd = false;
+void maxpool_row_2x2(const float*, int32_t, int32_t, int64_t, float*, int32_t*) {}
+void maxpool_backward_row_2x2(const float*, const int32_t*, int32_t, int32_t, int64_t, float*) {}
+#endif
 
 void maxpool_planes_2x2(const Pool2dShape& s, int64_t planes, const float* in, float* out, int32_t* arg) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = s.in_h * s.in_w;
   const int32_t w = static_cast<int32_t>(s.in_w);
-  const bool tiled = s.in_w == 2 * ow_n;
-  // With a tiled width all rows of all planes go through one buffer; otherwise one row at a time.
-  const int64_t rows_per_pass = tiled ? planes * oh_n : 1;
-  const size_t buffer = static_cast<size_t>(rows_per_pass * 2 * ow_n);
-  if (t_column_max.size() < buffer) {
-    t_column_max.resize(buffer);
-    t_column_arg.resize(buffer);
-  }
-  float* cm = t_column_max.data();
-  int32_t* ci = t_column_arg.data();
-  auto finish = [&](int64_t count, float* o, int32_t* a) {
-    for (int64_t k = horizontal_pass_simd(cm, ci, count, o, a); k < count; ++k) horizontal_pair(cm, ci, k, o, a);
-  };
   for (int64_t p = 0; p < planes; ++p) {
     for (int64_t oh = 0; oh < oh_n; ++oh) {
-      const float* r0 = in + p * plane + 2 * oh * w;
-      const int64_t row = tiled ? p * oh_n + oh : 0;
-      vertical_pass(r0, r0 + w, static_cast<int32_t>(2 * oh * w), w, 2 * ow_n, cm + row * 2 * ow_n, ci + row * 2 * ow_n);
-      if (!tiled) finish(ow_n, out + (p * oh_n + oh) * ow_n, arg + (p * oh_n + oh) * ow_n);
+      const int64_t o = (p * oh_n + oh) * ow_n;
+      maxpool_row_2x2(in + p * plane + 2 * oh * w, static_cast<int32_t>(2 * oh * w), w, ow_n, out + o, arg + o);
     }
   }
-  if (tiled) finish(planes * oh_n * ow_n, out, arg);
+}
+
+void maxpool_backward_planes_2x2(const Pool2dShape& s, int64_t planes, const float* grad_output,
+                                 const int32_t* argmax, float* grad_input) {
+  const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = s.in_h * s.in_w;
+  const int32_t w = static_cast<int32_t>(s.in_w);
+  for (int64_t p = 0; p < planes; ++p) {
+    float* gi = grad_input + p * plane;
+    for (int64_t oh = 0; oh < oh_n; ++oh) {
+      const int64_t o = (p * oh_n + oh) * ow_n;
+      float* g0 = gi + 2 * oh * w;
+      maxpool_backward_row_2x2(grad_output + o, argmax + o, static_cast<int32_t>(2 * oh * w), w, ow_n, g0);
+      if (s.in_w > 2 * ow_n) g0[s.in_w - 1] = g0[w + s.in_w - 1] = 0.0f;  // the odd last column
+    }
+    std::fill(gi + 2 * oh_n * w, gi + plane, 0.0f);  // an odd last row
+  }
 }
 
 // Calls visit(out_index, h0, h1, w0, w1) for each output cell of a plane with the rows [h0, h1) and
@@ -131,8 +160,7 @@ void maxpool_plane(const Pool2dShape& s, const float* in, float* out, int32_t* a
 
 void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, int32_t* argmax) {
   const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h() * s.out_w();
-  const bool two_by_two = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
-                          s.pad_h == 0 && s.pad_w == 0;
+  const bool two_by_two = kHaveTwoByTwoSimd && is_two_by_two(s);
   parallel_for(s.planes, 4, [&](int64_t begin, int64_t end) {
     if (two_by_two) {
       maxpool_planes_2x2(s, end - begin, input + begin * in_plane, output + begin * out_plane, argmax + begin * out_plane);
@@ -147,7 +175,13 @@ void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, 
 void maxpool2d_backward(const Pool2dShape& s, const float* grad_output, const int32_t* argmax,
                         float* grad_input) {
   const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h() * s.out_w();
+  const bool two_by_two = kHaveTwoByTwoSimd && is_two_by_two(s);
   parallel_for(s.planes, 4, [&](int64_t begin, int64_t end) {
+    if (two_by_two) {
+      maxpool_backward_planes_2x2(s, end - begin, grad_output + begin * out_plane, argmax + begin * out_plane,
+                                  grad_input + begin * in_plane);
+      return;
+    }
     for (int64_t p = begin; p < end; ++p) {
       float* gi = grad_input + p * in_plane;
       std::fill(gi, gi + in_plane, 0.0f);

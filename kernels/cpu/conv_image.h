@@ -1,0 +1,56 @@
+// One image's convolution steps, shared by the batched convolution (conv2d.cpp) and the fused
+// conv + ReLU + max-pool block (conv_block.cpp). Internal to the CPU kernels.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/parallel.h"
+
+namespace horo::kernels::cpu {
+
+inline int64_t patch_size(const Conv2dShape& s) { return s.in_channels * s.kernel_h * s.kernel_w; }
+
+// A per-thread scratch buffer of at least `size` floats, kept between calls.
+float* thread_buffer(std::vector<float>& buffer, int64_t size);
+// This thread's im2col buffer for shape s.
+float* thread_columns(const Conv2dShape& s);
+
+// out [out_channels, out_h * out_w] = conv(image) + bias (bias may be null).
+void conv_image_forward(const Conv2dShape& s, const float* image, const float* weight, const float* bias,
+                        float* out, float* col);
+// grad_image = conv_transpose(grad_out, weight); overwrites grad_image.
+void conv_image_backward_input(const Conv2dShape& s, const float* grad_out, const float* weight, float* grad_image,
+                               float* col);
+// grad_weight += grad_out x im2col(image)^T; grad_bias (when not null) += per-channel sums of grad_out.
+void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image, const float* grad_out,
+                                       float* grad_weight, float* grad_bias, float* col);
+
+// Runs visit(n, acc_weight, acc_bias) for every image n, images spread over the threads, each thread
+// accumulating into its own zeroed partial sums, which are then added into grad_weight and grad_bias
+// (overwritten; grad_bias may be null). No two threads write the same cell.
+template <typename Visit>
+void for_each_image_accumulating(const Conv2dShape& s, float* grad_weight, float* grad_bias, const Visit& visit) {
+  const int64_t weight_size = s.out_channels * patch_size(s);
+  const int64_t bias_size = grad_bias ? s.out_channels : 0;
+  const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(s.batch)));
+  std::vector<float> partials(static_cast<size_t>((weight_size + bias_size) * (threads - 1)));
+  parallel_for(threads, 1, [&](int64_t t_begin, int64_t t_end) {
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      float* acc_weight = t == 0 ? grad_weight : partials.data() + (t - 1) * (weight_size + bias_size);
+      float* acc_bias = !grad_bias ? nullptr : t == 0 ? grad_bias : acc_weight + weight_size;
+      std::fill(acc_weight, acc_weight + weight_size, 0.0f);
+      if (acc_bias) std::fill(acc_bias, acc_bias + bias_size, 0.0f);
+      for (int64_t n = s.batch * t / threads; n < s.batch * (t + 1) / threads; ++n) visit(n, acc_weight, acc_bias);
+    }
+  });
+  for (int t = 1; t < threads; ++t) {
+    const float* part = partials.data() + (t - 1) * (weight_size + bias_size);
+    for (int64_t i = 0; i < weight_size; ++i) grad_weight[i] += part[i];
+    for (int64_t i = 0; i < bias_size; ++i) grad_bias[i] += part[weight_size + i];
+  }
+}
+
+}  // namespace horo::kernels::cpu

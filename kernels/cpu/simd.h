@@ -1,0 +1,76 @@
+// Short-run float loops for the CPU kernels: the rows they move are often 5 to 30 floats long
+// (W1's 11- and 26-wide feature maps), where a memcpy call or a scalar epilogue costs more than the
+// work. With AVX-512 each 16 floats is one (masked) load and store; otherwise plain loops.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace horo::kernels::cpu::simd {
+
+#if defined(__AVX512F__)
+inline __mmask16 tail_mask(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+#endif
+
+// dst[i] = src[i], i < n.
+inline void copy(const float* src, int64_t n, float* dst) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+  }
+#else
+  std::copy(src, src + n, dst);
+#endif
+}
+
+// dst[i] += src[i], i < n.
+inline void add(const float* src, int64_t n, float* dst) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+#endif
+}
+
+// dst[i] = value, i < n.
+inline void fill(float value, int64_t n, float* dst) {
+#if defined(__AVX512F__)
+  const __m512 v = _mm512_set1_ps(value);
+  for (int64_t i = 0; i < n; i += 16) _mm512_mask_storeu_ps(dst + i, tail_mask(n - i), v);
+#else
+  std::fill(dst, dst + n, value);
+#endif
+}
+
+// The sum of x[0..n) in sixteen interleaved partial sums (vectorised; a different rounding order
+// from a left-to-right sum, the same as any blocked reduction).
+inline float sum(const float* x, int64_t n) {
+#if defined(__AVX512F__)
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+  // (_mm512_reduce_add_ps trips GCC 12's false -Wmaybe-uninitialized, bug 105593.)
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  float total = 0.0f;
+  for (float v : lanes) total += v;
+  return total;
+#else
+  float lanes[16] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i & 15] += x[i];
+  float total = 0.0f;
+  for (float v : lanes) total += v;
+  return total;
+#endif
+}
+
+}  // namespace horo::kernels::cpu::simd
