@@ -15,10 +15,27 @@ namespace horo::kernels::cpu {
 namespace {
 
 // col[(c, ki, kj), (oh, ow)] = x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], zero outside the image.
+// Stride 1, no padding, no dilation (the common 3x3 "valid" convolution): each column row is a
+// block of the input plane, copied without per-element bounds.
+bool is_dense_valid(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1;
+}
+
 void im2col(const Conv2dShape& s, const float* image, float* col) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
+  if (is_dense_valid(s)) {
+    for (int64_t c = 0; c < s.in_channels; ++c) {
+      for (int64_t ki = 0; ki < s.kernel_h; ++ki) {
+        for (int64_t kj = 0; kj < s.kernel_w; ++kj, col += oh_n * ow_n) {
+          simd::copy_rows(image + (c * s.in_h + ki) * s.in_w + kj, s.in_w, col, ow_n, oh_n, ow_n);
+        }
+      }
+    }
+    return;
+  }
+  const int64_t plane_size = s.in_h * s.in_w;
   for (int64_t c = 0; c < s.in_channels; ++c) {
-    const float* plane = image + c * s.in_h * s.in_w;
+    const float* plane = image + c * plane_size;
     for (int64_t ki = 0; ki < s.kernel_h; ++ki) {
       for (int64_t kj = 0; kj < s.kernel_w; ++kj) {
         float* row = col + ((c * s.kernel_h + ki) * s.kernel_w + kj) * oh_n * ow_n;
@@ -53,7 +70,37 @@ void im2col(const Conv2dShape& s, const float* image, float* col) {
 // The adjoint of im2col: adds each column entry back into the image cell it was read from.
 void col2im(const Conv2dShape& s, const float* col, float* image) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
+#if defined(__AVX512F__)
+  if (is_dense_valid(s) && s.in_w <= 16) {
+    // One image row at a time, summing every column entry that lands on it in a register (each
+    // entry loaded already shifted to its column), so each row is written once and never re-read.
+    for (int64_t c = 0; c < s.in_channels; ++c) {
+      for (int64_t r = 0; r < s.in_h; ++r) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t ki = std::max<int64_t>(0, r - (oh_n - 1)); ki <= std::min<int64_t>(s.kernel_h - 1, r); ++ki) {
+          const float* row0 = col + (c * s.kernel_h + ki) * s.kernel_w * oh_n * ow_n + (r - ki) * ow_n;
+          for (int64_t kj = 0; kj < s.kernel_w; ++kj) {
+            const __mmask16 lanes = static_cast<__mmask16>(simd::tail_mask(ow_n) << kj);
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes, row0 + kj * oh_n * ow_n - kj));
+          }
+        }
+        _mm512_mask_storeu_ps(image + (c * s.in_h + r) * s.in_w, simd::tail_mask(s.in_w), acc);
+      }
+    }
+    return;
+  }
+#endif
   std::fill(image, image + s.in_channels * s.in_h * s.in_w, 0.0f);
+  if (is_dense_valid(s)) {
+    for (int64_t c = 0; c < s.in_channels; ++c) {
+      for (int64_t ki = 0; ki < s.kernel_h; ++ki) {
+        for (int64_t kj = 0; kj < s.kernel_w; ++kj, col += oh_n * ow_n) {
+          simd::add_rows(col, ow_n, image + (c * s.in_h + ki) * s.in_w + kj, s.in_w, oh_n, ow_n);
+        }
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < s.in_channels; ++c) {
     float* plane = image + c * s.in_h * s.in_w;
     for (int64_t ki = 0; ki < s.kernel_h; ++ki) {

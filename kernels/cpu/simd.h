@@ -30,6 +30,23 @@ inline void copy(const float* src, int64_t n, float* dst) {
 #endif
 }
 
+// rows x width block copy between row strides (floats): dst[r * dst_stride + i] = src[r * src_stride + i].
+inline void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
+#if defined(__AVX512F__)
+  if (width <= 16) {  // one masked move per row, the mask made once
+    const __mmask16 m = tail_mask(width);
+    for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+      _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+    }
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) copy(src, width, dst);
+}
+
+// rows x width block accumulation: dst[r * dst_stride + i] += src[r * src_stride + i].
+inline void add_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width);
+
 // dst[i] += src[i], i < n.
 inline void add(const float* src, int64_t n, float* dst) {
 #if defined(__AVX512F__)
@@ -40,6 +57,19 @@ inline void add(const float* src, int64_t n, float* dst) {
 #else
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 #endif
+}
+
+inline void add_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
+#if defined(__AVX512F__)
+  if (width <= 16) {
+    const __mmask16 m = tail_mask(width);
+    for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+      _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), _mm512_maskz_loadu_ps(m, src)));
+    }
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) add(src, width, dst);
 }
 
 // dst[i] = value, i < n.
