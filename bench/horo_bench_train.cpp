@@ -1,10 +1,11 @@
-// Training throughput of W1/W2 in horo on fixed random batches: prints `images_per_s=R`.
+// Training throughput of W1/W2 in horo on fixed random batches: prints `images_per_s=R`; with
+// --inference, eval-mode forward passes and their median latency.
 // The peer bench/peers/libtorch_train.cpp does the same steps in libtorch.
-#include <chrono>
 #include <cstdio>
 
 #include "bench/train_args.h"
 #include "horo.h"
+#include "kernels/device.h"
 
 int main(int argc, char** argv) {
   const TrainBenchArgs args = parse_train_bench_args(argc, argv);
@@ -19,21 +20,31 @@ int main(int argc, char** argv) {
     std::vector<int64_t> label_values(static_cast<size_t>(args.batch));
     for (size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<int64_t>((i * 7) % 10);
     const horo::Tensor labels = horo::Tensor::from_vector(label_values, {args.batch}).to(device);
+    if (args.inference) {
+      model->eval();
+      horo::autograd::NoGradGuard no_grad;
+      const auto [seconds, median_ms] = time_steps(args, [&] {
+        const horo::Tensor out = model->forward(images);
+        if (device.is_cuda()) horo::kernels::cuda::synchronize();
+        return out;
+      });
+      std::printf("framework=horo device=%s model=%s mode=inference batch=%ld threads=%ld steps=%ld latency_ms_p50=%.4f "
+                  "images_per_s=%.1f\n", args.device.c_str(), args.model.c_str(), args.batch, args.threads, args.steps,
+                  median_ms, static_cast<double>(args.batch * args.steps) / seconds);
+      return 0;
+    }
+    float last = 0.0f;
     auto step = [&] {
       const horo::Tensor loss = horo::nn::functional::cross_entropy(model->forward(images), labels);
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
-      return loss.item();
+      last = loss.item();
     };
-    for (long i = 0; i < args.warmup; ++i) step();
-    const auto start = std::chrono::steady_clock::now();
-    float last = 0.0f;
-    for (long i = 0; i < args.steps; ++i) last = step();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("framework=horo device=%s model=%s batch=%ld threads=%ld steps=%ld loss=%.4f images_per_s=%.1f\n",
-                args.device.c_str(), args.model.c_str(), args.batch, args.threads, args.steps, static_cast<double>(last),
-                static_cast<double>(args.batch * args.steps) / seconds);
+    const auto [seconds, median_ms] = time_steps(args, step);
+    std::printf("framework=horo device=%s model=%s batch=%ld threads=%ld steps=%ld loss=%.4f step_ms_p50=%.3f "
+                "images_per_s=%.1f\n", args.device.c_str(), args.model.c_str(), args.batch, args.threads, args.steps,
+                static_cast<double>(last), median_ms, static_cast<double>(args.batch * args.steps) / seconds);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "horo-bench-train: error: %s\n", e.what());

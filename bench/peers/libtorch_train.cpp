@@ -1,8 +1,7 @@
 // The libtorch peer of horo-bench-train: the same W1/W2 model, Adam step, batch and thread count,
-// on fixed random batches; prints `images_per_s=R`.
+// on fixed random batches; prints `images_per_s=R` (with --inference: eval-mode forward passes).
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cstdio>
 
 #include "bench/train_args.h"
@@ -31,20 +30,26 @@ int main(int argc, char** argv) {
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3));
   const auto images = torch::randn({args.batch, 1, 28, 28});
   const auto labels = torch::arange(args.batch, torch::kLong).mul(7).remainder(10);
+  if (args.inference) {
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto [seconds, median_ms] = time_steps(args, [&] { return model->forward(images).data_ptr<float>()[0]; });
+    std::printf("framework=libtorch model=%s mode=inference batch=%ld threads=%ld steps=%ld latency_ms_p50=%.4f "
+                "images_per_s=%.1f\n", args.model.c_str(), args.batch, args.threads, args.steps, median_ms,
+                static_cast<double>(args.batch * args.steps) / seconds);
+    return 0;
+  }
+  float last = 0.0f;
   auto step = [&] {
     optimizer.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(images), labels);
     loss.backward();
     optimizer.step();
-    return loss.item<float>();
+    last = loss.item<float>();
   };
-  for (long i = 0; i < args.warmup; ++i) step();
-  const auto start = std::chrono::steady_clock::now();
-  float last = 0.0f;
-  for (long i = 0; i < args.steps; ++i) last = step();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("framework=libtorch model=%s batch=%ld threads=%ld steps=%ld loss=%.4f images_per_s=%.1f\n",
-              args.model.c_str(), args.batch, args.threads, args.steps, static_cast<double>(last),
+  const auto [seconds, median_ms] = time_steps(args, step);
+  std::printf("framework=libtorch model=%s batch=%ld threads=%ld steps=%ld loss=%.4f step_ms_p50=%.3f images_per_s=%.1f\n",
+              args.model.c_str(), args.batch, args.threads, args.steps, static_cast<double>(last), median_ms,
               static_cast<double>(args.batch * args.steps) / seconds);
   return 0;
 }

@@ -142,6 +142,7 @@ float* thread_columns(const Conv2dShape& s) {
 
 void conv_image_forward(const Conv2dShape& s, const float* image, const float* weight, const float* bias,
                         float* out, float* col) {
+  if (conv_image_forward_single_channel(s, image, weight, bias, out)) return;
   const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
   im2col(s, image, col);
   if (bias) {
@@ -161,6 +162,7 @@ void conv_image_backward_input(const Conv2dShape& s, const float* grad_out, cons
 
 void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image, const float* grad_out,
                                        float* grad_weight, float* grad_bias, float* col) {
+  if (conv_image_accumulate_weight_grad_single_channel(s, image, grad_out, grad_weight, grad_bias)) return;
   const int64_t spatial = s.out_h() * s.out_w(), patch = patch_size(s);
   im2col(s, image, col);
   gemm({.trans_b = true, .m = s.out_channels, .n = patch, .k = spatial, .a = grad_out, .lda = spatial, .b = col,

@@ -28,6 +28,13 @@ void conv_image_backward_input(const Conv2dShape& s, const float* grad_out, cons
 void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image, const float* grad_out,
                                        float* grad_weight, float* grad_bias, float* col);
 
+// Direct versions for one input channel and a 3x3 stride-1 unpadded kernel (conv_direct.cpp);
+// each returns false, doing nothing, when the shape is not one it handles.
+bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image, const float* weight,
+                                       const float* bias, float* out);
+bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
+                                                      const float* grad_out, float* grad_weight, float* grad_bias);
+
 // Runs visit(n, acc_weight, acc_bias) for every image n, images spread over the threads, each thread
 // accumulating into its own zeroed partial sums, which are then added into grad_weight and grad_bias
 // (overwritten; grad_bias may be null). No two threads write the same cell.
