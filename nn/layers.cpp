@@ -80,9 +80,9 @@ Tensor Conv2d::forward(const Tensor& input) { return functional::conv2d(input, w
 
 std::optional<Tensor> Conv2d::forward_relu_max_pool(const Tensor& input, const ops::Pool2dParams& pool) {
   const ops::Conv2dParams p = checked_params(input);
-  const int64_t extent_h = (options_.kernel - 1) * options_.dilation + 1;
-  const int64_t out_h = (input.size(2) + 2 * options_.padding - extent_h) / options_.stride + 1;
-  const int64_t out_w = (input.size(3) + 2 * options_.padding - extent_h) / options_.stride + 1;
+  const int64_t extent = (options_.kernel - 1) * options_.dilation + 1;  // square kernels
+  const int64_t out_h = (input.size(2) + 2 * options_.padding - extent) / options_.stride + 1;
+  const int64_t out_w = (input.size(3) + 2 * options_.padding - extent) / options_.stride + 1;
   const bool window_fits = out_h >= pool.kernel_h - 2 * pool.pad_h && out_w >= pool.kernel_w - 2 * pool.pad_w &&
                            2 * pool.pad_h <= pool.kernel_h && 2 * pool.pad_w <= pool.kernel_w;
   if (out_h <= 0 || out_w <= 0 || !window_fits) return std::nullopt;

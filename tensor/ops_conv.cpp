@@ -1,3 +1,5 @@
+#include <string>
+
 #include "kernels/conv2d.h"
 #include "kernels/conv_block.h"
 #include "kernels/pool2d.h"
@@ -31,18 +33,25 @@ kernels::Pool2dShape pool_shape(const Shape& input, const Pool2dParams& p) {
           .kernel_w = p.kernel_w, .stride_h = p.stride_h, .stride_w = p.stride_w, .pad_h = p.pad_h, .pad_w = p.pad_w};
 }
 
-kernels::Pool2dShape checked_pool_shape(const Tensor& input, const Pool2dParams& p, const char* what) {
-  HORO_CHECK(input.dim() == 4, ShapeError, what, ": expected a 4-d input (N, C, H, W), got ", input.describe());
-  check_dtype(input, DType::Float32, what);
+// The pooling of an input of shape `input` (N, C, H, W): checks the window and that it fits; `input`
+// names the input in the message.
+kernels::Pool2dShape checked_pool_shape(const Shape& shape, const std::string& input, const Pool2dParams& p,
+                                        const char* what) {
   HORO_CHECK(p.kernel_h > 0 && p.kernel_w > 0 && p.stride_h > 0 && p.stride_w > 0, ValueError, what,
              ": kernel and stride must be positive");
   HORO_CHECK(p.pad_h >= 0 && 2 * p.pad_h <= p.kernel_h && p.pad_w >= 0 && 2 * p.pad_w <= p.kernel_w, ValueError, what,
              ": padding must be at most half the kernel size, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
              p.kernel_h, "x", p.kernel_w);
-  const auto s = pool_shape(input.shape(), p);
-  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, what, ": input ", input.describe(), " is smaller than the ",
+  const auto s = pool_shape(shape, p);
+  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, what, ": input ", input, " is smaller than the ",
              p.kernel_h, "x", p.kernel_w, " window");
   return s;
+}
+
+kernels::Pool2dShape checked_pool_shape(const Tensor& input, const Pool2dParams& p, const char* what) {
+  HORO_CHECK(input.dim() == 4, ShapeError, what, ": expected a 4-d input (N, C, H, W), got ", input.describe());
+  check_dtype(input, DType::Float32, what);
+  return checked_pool_shape(input.shape(), input.describe(), p, what);
 }
 
 }  // namespace
@@ -96,10 +105,9 @@ std::pair<Tensor, Tensor> conv2d_relu_maxpool2d(const Tensor& input, const Tenso
   HORO_CHECK(!input.device().is_cuda(), TypeError, "conv2d_relu_max_pool2d: CPU tensors only, got ", input.describe(),
              " on ", input.device().str());
   const auto cs = conv_shape(input.shape(), weight.shape(), conv);
-  const Shape conv_out{cs.batch, cs.out_channels, cs.out_h(), cs.out_w()};
-  const auto ps = pool_shape(conv_out, pool);
-  HORO_CHECK(ps.out_h() > 0 && ps.out_w() > 0, ShapeError, "max_pool2d: the convolution's output ", cs.out_h(), "x",
-             cs.out_w(), " is smaller than the ", pool.kernel_h, "x", pool.kernel_w, " window");
+  const auto ps = checked_pool_shape({cs.batch, cs.out_channels, cs.out_h(), cs.out_w()},
+                                     "(the convolution's output, " + std::to_string(cs.out_h()) + "x" + std::to_string(cs.out_w()) + ")", pool,
+                                     "max_pool2d");
   const Shape out_shape{cs.batch, cs.out_channels, ps.out_h(), ps.out_w()};
   Tensor out = Tensor::empty(out_shape, DType::Float32, input.device());
   Tensor argmax = Tensor::empty(out_shape, DType::Int32, input.device());

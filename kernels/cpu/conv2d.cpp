@@ -14,13 +14,13 @@
 namespace horo::kernels::cpu {
 namespace {
 
-// col[(c, ki, kj), (oh, ow)] = x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], zero outside the image.
 // Stride 1, no padding, no dilation (the common 3x3 "valid" convolution): each column row is a
 // block of the input plane, copied without per-element bounds.
 bool is_dense_valid(const Conv2dShape& s) {
   return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1;
 }
 
+// col[(c, ki, kj), (oh, ow)] = x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], zero outside the image.
 void im2col(const Conv2dShape& s, const float* image, float* col) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
   if (is_dense_valid(s)) {
@@ -91,16 +91,6 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
   }
 #endif
   std::fill(image, image + s.in_channels * s.in_h * s.in_w, 0.0f);
-  if (is_dense_valid(s)) {
-    for (int64_t c = 0; c < s.in_channels; ++c) {
-      for (int64_t ki = 0; ki < s.kernel_h; ++ki) {
-        for (int64_t kj = 0; kj < s.kernel_w; ++kj, col += oh_n * ow_n) {
-          simd::add_rows(col, ow_n, image + (c * s.in_h + ki) * s.in_w + kj, s.in_w, oh_n, ow_n);
-        }
-      }
-    }
-    return;
-  }
   for (int64_t c = 0; c < s.in_channels; ++c) {
     float* plane = image + c * s.in_h * s.in_w;
     for (int64_t ki = 0; ki < s.kernel_h; ++ki) {

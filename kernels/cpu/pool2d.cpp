@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/cpu/simd.h"
 #include "kernels/parallel.h"
 
 #if defined(__AVX512F__)
@@ -24,11 +25,6 @@ bool is_two_by_two(const Pool2dShape& s) {
 #if defined(__AVX512F__)
 constexpr bool kHaveTwoByTwoSimd = true;
 
-// Lane masks for `count` floats of a block of 16 outputs: the low and high halves of its 2*count inputs.
-inline __mmask16 first_lanes(int64_t count) {
-  return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
-}
-
 // One output row of 2x2/stride-2 max pooling from the input rows r0 and r1 = r0 + w; the argmax is
 // the cell's index within its plane (row0 = index of r0[0]). Ties go to the first cell in row-major
 // order, and a NaN anywhere in a window wins, as in PyTorch.
@@ -39,7 +35,7 @@ void maxpool_row_2x2(const float* r0, int32_t row0, int32_t w, int64_t ow_n, flo
   const float* r1 = r0 + w;
   for (int64_t k = 0; k < ow_n; k += 16) {
     const int64_t count = std::min<int64_t>(16, ow_n - k);
-    const __mmask16 lo = first_lanes(2 * count), hi = first_lanes(std::max<int64_t>(0, 2 * count - 16));
+    const __mmask16 lo = simd::tail_mask(2 * count), hi = simd::tail_mask(std::max<int64_t>(0, 2 * count - 16));
     // Vertical step: the larger of each column's two cells, and that cell's index.
     auto column = [&](__mmask16 mask, int64_t offset, __m512& best, __m512i& index) {
       const __m512 a = _mm512_maskz_loadu_ps(mask, r0 + 2 * k + offset);
@@ -61,7 +57,7 @@ void maxpool_row_2x2(const float* r0, int32_t row0, int32_t w, int64_t ow_n, flo
                                   _mm512_cmp_ps_mask(right, right, _CMP_UNORD_Q) |
                                   (_mm512_cmp_ps_mask(right, left, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(right_i, left_i))) &
                                  _mm512_cmp_ps_mask(left, left, _CMP_ORD_Q);
-    const __mmask16 store = first_lanes(count);
+    const __mmask16 store = simd::tail_mask(count);
     _mm512_mask_storeu_ps(out + k, store, _mm512_mask_blend_ps(take_right, left, right));
     _mm512_mask_storeu_epi32(arg + k, store, _mm512_mask_blend_epi32(take_right, left_i, right_i));
   }
@@ -78,8 +74,8 @@ void maxpool_backward_row_2x2(const float* grad, const int32_t* arg, int32_t row
   float* g1 = g0 + w;
   for (int64_t k = 0; k < ow_n; k += 16) {
     const int64_t count = std::min<int64_t>(16, ow_n - k);
-    const __mmask16 in = first_lanes(count);
-    const __mmask16 lo = first_lanes(2 * count), hi = first_lanes(std::max<int64_t>(0, 2 * count - 16));
+    const __mmask16 in = simd::tail_mask(count);
+    const __mmask16 lo = simd::tail_mask(2 * count), hi = simd::tail_mask(std::max<int64_t>(0, 2 * count - 16));
     const __m512 g = _mm512_maskz_loadu_ps(in, grad + k);
     const __m512i top_left = _mm512_add_epi32(_mm512_slli_epi32(iota, 1), _mm512_set1_epi32(row0 + static_cast<int32_t>(2 * k)));
     const __m512i where = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(in, arg + k), top_left);

@@ -13,8 +13,19 @@
 namespace horo::kernels::cpu::simd {
 
 #if defined(__AVX512F__)
+// The first min(count, 16) lanes.
 inline __mmask16 tail_mask(int64_t count) {
   return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// The sum of a vector's 16 lanes. (_mm512_reduce_add_ps trips GCC 12's false -Wmaybe-uninitialized,
+// bug 105593, wherever it is inlined.)
+inline float reduce_add(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float total = 0.0f;
+  for (float x : lanes) total += x;
+  return total;
 }
 #endif
 
@@ -44,9 +55,6 @@ inline void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t 
   for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) copy(src, width, dst);
 }
 
-// rows x width block accumulation: dst[r * dst_stride + i] += src[r * src_stride + i].
-inline void add_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width);
-
 // dst[i] += src[i], i < n.
 inline void add(const float* src, int64_t n, float* dst) {
 #if defined(__AVX512F__)
@@ -57,19 +65,6 @@ inline void add(const float* src, int64_t n, float* dst) {
 #else
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 #endif
-}
-
-inline void add_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
-#if defined(__AVX512F__)
-  if (width <= 16) {
-    const __mmask16 m = tail_mask(width);
-    for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
-      _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), _mm512_maskz_loadu_ps(m, src)));
-    }
-    return;
-  }
-#endif
-  for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) add(src, width, dst);
 }
 
 // dst[i] = value, i < n.
@@ -88,12 +83,7 @@ inline float sum(const float* x, int64_t n) {
 #if defined(__AVX512F__)
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
-  // (_mm512_reduce_add_ps trips GCC 12's false -Wmaybe-uninitialized, bug 105593.)
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, acc);
-  float total = 0.0f;
-  for (float v : lanes) total += v;
-  return total;
+  return reduce_add(acc);
 #else
   float lanes[16] = {};
   for (int64_t i = 0; i < n; ++i) lanes[i & 15] += x[i];
