@@ -80,8 +80,8 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, cons
       }
     }
     for (int t = 0; t < kTaps; ++t) {
-      grad_weight[o * kTaps + t] += simd::reduce_add(acc_a[t]);
-      if (pair) grad_weight[(o + 1) * kTaps + t] += simd::reduce_add(acc_b[t]);
+      grad_weight[o * kTaps + t] += _mm512_reduce_add_ps(acc_a[t]);
+      if (pair) grad_weight[(o + 1) * kTaps + t] += _mm512_reduce_add_ps(acc_b[t]);
     }
   }
   if (grad_bias) {

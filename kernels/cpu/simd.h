@@ -17,16 +17,6 @@ namespace horo::kernels::cpu::simd {
 inline __mmask16 tail_mask(int64_t count) {
   return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
 }
-
-// The sum of a vector's 16 lanes. (_mm512_reduce_add_ps trips GCC 12's false -Wmaybe-uninitialized,
-// bug 105593, wherever it is inlined.)
-inline float reduce_add(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float total = 0.0f;
-  for (float x : lanes) total += x;
-  return total;
-}
 #endif
 
 // dst[i] = src[i], i < n.
@@ -83,7 +73,13 @@ inline float sum(const float* x, int64_t n) {
 #if defined(__AVX512F__)
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
-  return reduce_add(acc);
+  // Lanes summed in order (_mm512_reduce_add_ps would trip GCC 12's false -Wmaybe-uninitialized,
+  // bug 105593, in every file that includes this header).
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  float total = 0.0f;
+  for (float v : lanes) total += v;
+  return total;
 #else
   float lanes[16] = {};
   for (int64_t i = 0; i < n; ++i) lanes[i & 15] += x[i];
