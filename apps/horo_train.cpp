@@ -12,10 +12,12 @@
 
 #include "apps/run_log.h"
 #include "apps/trainer.h"
+#include "dist/sync_batch_norm.h"
 #include "dist/timeline.h"
 #include "kernels/device.h"
 #include "kernels/parallel.h"
 #include "nn/checkpoint.h"
+#include "nn/graph.h"
 #include "nn/models.h"
 #include "nn/spec.h"
 
@@ -31,14 +33,14 @@ struct Flags {
   int64_t step_size = 1, warmup_steps = 0;
   float momentum = 0.9f, weight_decay = 0.0f, backbone_lr_scale = 1.0f;
   double gamma = 0.1;
-  bool hflip = false, strict_init = false;
+  bool hflip = false, strict_init = false, nesterov = false, sync_bn = false, zero_init_residual = false, summary = false;
 };
 
 // The training configuration as text, stored in checkpoints beside the model specification.
 std::string config_text(const Flags& f) {
   std::ostringstream c;
   c << "optimizer { " << (f.optimizer == "sgd" ? "sgd" : "adam") << " { lr: " << f.config.lr;
-  if (f.optimizer == "sgd") c << " momentum: " << f.momentum;
+  if (f.optimizer == "sgd") c << " momentum: " << f.momentum << " nesterov: " << (f.nesterov ? "true" : "false");
   c << " weight_decay: " << f.weight_decay << " } }\n";
   if (f.schedule == "step") c << "schedule { step_size: " << f.step_size << " gamma: " << f.gamma << " warmup_steps: " << f.warmup_steps << " }\n";
   if (f.schedule == "cosine") c << "schedule { cosine: true warmup_steps: " << f.warmup_steps << " }\n";
@@ -55,12 +57,16 @@ int main(int argc, char** argv) {
   CLI::App app{"horo-train: train a model on Fashion-MNIST (IDX) or an HDF5 dataset"};
   std::string config_file, device_name = "cpu";
   app.add_option("--config", config_file, "training configuration (.prototxt, message TrainConfig); flags given override it");
-  app.add_option("--model", f.model, "cnn (W1), mlp (W2) or a .prototxt file")->capture_default_str();
+  app.add_option("--model", f.model, "cnn (W1), mlp (W2), resnet20 (W5), resnet18 or a .prototxt file")->capture_default_str();
+  app.add_flag("--summary", f.summary, "print every layer with its output shape, parameters and FLOPs, then exit");
+  app.add_flag("--sync-bn", f.sync_bn, "BatchNorm statistics over every rank's batch (SyncBatchNorm)");
+  app.add_flag("--zero-init-residual", f.zero_init_residual, "start the last BatchNorm of each residual branch at weight 0");
   app.add_option("--epochs", f.config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", f.config.batch, "mini-batch size (per rank)")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--lr", f.config.lr, "learning rate")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--optimizer", f.optimizer, "adam or sgd")->check(CLI::IsMember({"adam", "sgd"}))->capture_default_str();
   app.add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
+  app.add_flag("--nesterov", f.nesterov, "SGD with Nesterov momentum");
   app.add_option("--weight-decay", f.weight_decay, "weight decay")->capture_default_str();
   app.add_option("--schedule", f.schedule, "learning-rate schedule per epoch: none, step or cosine")
       ->check(CLI::IsMember({"none", "step", "cosine"}))->capture_default_str();
@@ -119,6 +125,7 @@ int main(int argc, char** argv) {
         if (unset("--optimizer")) f.optimizer = t.optimizer;
         if (unset("--lr")) f.config.lr = t.lr;
         if (unset("--momentum") && t.optimizer == "sgd") f.momentum = t.momentum;
+        if (unset("--nesterov") && t.optimizer == "sgd") f.nesterov = t.nesterov;
         if (unset("--weight-decay")) f.weight_decay = t.weight_decay;
       }
       if (t.has_schedule && unset("--schedule")) {
@@ -155,11 +162,41 @@ int main(int argc, char** argv) {
       resumed = horo::nn::read_checkpoint(path);
     }
 
-    // Data first: its class count sizes the head unless --num-classes says otherwise.
+    // Data first: its sample shape and class count shape the model (built-ins take both from the data).
     std::unique_ptr<horo::apps::BatchSource> train_batches;
     horo::data::ImageDataset test_set;
+    horo::Shape sample{1, 28, 28};  // Fashion-MNIST's IDX files
     int64_t data_classes = 10, train_count = 0;
     const int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
+    if (!f.train_file.empty()) {
+      const horo::data::H5DatasetFile file(f.train_file);
+      sample = file.schema().sample_shape;
+      if (file.schema().num_classes > 0) data_classes = file.schema().num_classes;
+    }
+
+    // The model: from the checkpoint when resuming, else the named or given specification.
+    std::string spec_text = resumed ? resumed->model_spec : horo::nn::model_spec_text(f.model);
+    const std::string spec_source = resumed ? resumed->path : f.model;
+    auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
+    if (built.input_shape != sample) {
+      HORO_CHECK(!resumed && horo::nn::is_builtin_model(f.model), horo::ShapeError, spec_source, ": the model takes samples ",
+                 horo::shape_str(built.input_shape), " but ", f.train_file.empty() ? std::string("the IDX data") : f.train_file,
+                 " holds ", horo::shape_str(sample));
+      spec_text = horo::nn::with_input_shape(spec_text, sample, spec_source);
+      built = horo::nn::build_model_from_text(spec_text, spec_source);
+    }
+    const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
+    HORO_CHECK(!built.model->named_parameters().empty(), horo::ValueError, spec_source, ": the model has no parameters to train");
+    const auto head_bias_or_weight = built.model->named_parameters().back().second;
+    if (!resumed && head_bias_or_weight.size(0) != classes) spec_text = horo::nn::with_class_count(spec_text, classes, spec_source);
+    horo::manual_seed(f.config.seed);
+    built = horo::nn::build_model_from_text(spec_text, spec_source);
+    auto model = built.model;
+    if (f.summary) {
+      if (leader) std::printf("%s", horo::nn::summary_table(built).c_str());
+      return 0;
+    }
+
     if (!f.train_file.empty()) {
       auto options = horo::apps::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
       options.rank = rank;
@@ -173,7 +210,6 @@ int main(int argc, char** argv) {
       }
       auto source = std::make_unique<horo::apps::ReaderSource>(options);
       train_count = source->batches_per_epoch() * f.config.batch * world;
-      if (source->schema().num_classes > 0) data_classes = source->schema().num_classes;
       train_batches = std::move(source);
     } else {
       auto train_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, true), f.train_images);
@@ -182,18 +218,10 @@ int main(int argc, char** argv) {
       if (resumed && start_batch > 0) source->seek(start_epoch, start_batch);
       train_batches = std::move(source);
     }
-
-    // The model: from the checkpoint when resuming, else the named or given specification.
-    std::string spec_text = resumed ? resumed->model_spec : horo::nn::model_spec_text(f.model);
-    const std::string spec_source = resumed ? resumed->path : f.model;
-    auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
-    const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
-    HORO_CHECK(!built.model->named_parameters().empty(), horo::ValueError, spec_source, ": the model has no parameters to train");
-    const auto head_bias_or_weight = built.model->named_parameters().back().second;
-    if (!resumed && head_bias_or_weight.size(0) != classes) spec_text = horo::nn::with_class_count(spec_text, classes, spec_source);
-    horo::manual_seed(f.config.seed);
-    built = horo::nn::build_model_from_text(spec_text, spec_source);
-    auto model = built.model;
+    if (f.zero_init_residual && !resumed) {
+      const int zeroed = horo::nn::zero_init_residual(*model);
+      if (leader) std::printf("zero-init residual: %d BatchNorm layers start at weight 0\n", zeroed);
+    }
     std::string head_prefix;
     if (!f.init_from.empty()) {
       const auto source = horo::nn::read_checkpoint(f.init_from);
@@ -201,11 +229,20 @@ int main(int argc, char** argv) {
       if (leader) std::printf("init from %s: %s\n", f.init_from.c_str(), report.summary().c_str());
     }
     for (const auto& pattern : f.freeze) {
-      const auto frozen = horo::nn::freeze(*model, pattern);
-      if (leader) std::printf("froze %zu tensors matching '%s'\n", frozen.size(), pattern.c_str());
+      std::vector<std::string> norms;
+      const auto frozen = horo::nn::freeze(*model, pattern, &norms);
+      if (leader) {
+        std::printf("froze %zu tensors matching '%s'", frozen.size(), pattern.c_str());
+        if (!norms.empty()) std::printf(" (%zu BatchNorm layers keep their running statistics)", norms.size());
+        std::printf("\n");
+      }
     }
     if (resumed) horo::nn::load_model(*model, *resumed, true);
     model->to(f.config.device);
+    if (f.sync_bn) {
+      const int converted = horo::dist::convert_sync_batchnorm(*model, *comm);
+      if (leader) std::printf("sync-bn: %d BatchNorm layers normalise over all %d ranks' batches\n", converted, world);
+    }
 
     // Parameter groups: the head (the last linear layer) at lr, the rest at lr * backbone scale.
     std::vector<horo::Tensor> head, backbone;
@@ -216,7 +253,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<horo::optim::Optimizer> optimizer;
     if (f.optimizer == "sgd") {
       optimizer = std::make_unique<horo::optim::SGD>(groups, horo::optim::SgdOptions{.lr = f.config.lr, .momentum = f.momentum,
-                                                                                     .weight_decay = f.weight_decay});
+                                                                                     .weight_decay = f.weight_decay,
+                                                                                     .nesterov = f.nesterov});
     } else {
       optimizer = std::make_unique<horo::optim::Adam>(groups, horo::optim::AdamOptions{.lr = f.config.lr, .weight_decay = f.weight_decay});
     }

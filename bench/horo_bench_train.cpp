@@ -1,4 +1,4 @@
-// Training throughput of W1/W2 in horo on fixed random batches: prints `images_per_s=R`; with
+// Training throughput of W1/W2/W5 in horo on fixed random batches: prints `images_per_s=R`; with
 // --inference, eval-mode forward passes and their median latency.
 // The peer bench/peers/libtorch_train.cpp does the same steps in libtorch.
 #include <cstdio>
@@ -15,7 +15,14 @@ int main(int argc, char** argv) {
     const horo::Device device = horo::Device::parse(args.device);
     auto model = horo::nn::make_model(args.model);
     model->to(device);
-    horo::optim::Adam optimizer(model->parameters(), {.lr = 1e-3f});
+    // W1/W2: Adam 1e-3; W5: the ResNet recipe, SGD with Nesterov momentum 0.9 and weight decay 5e-4.
+    std::unique_ptr<horo::optim::Optimizer> optimizer;
+    if (args.model == "resnet20") {
+      optimizer = std::make_unique<horo::optim::SGD>(
+          model->parameters(), horo::optim::SgdOptions{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = true});
+    } else {
+      optimizer = std::make_unique<horo::optim::Adam>(model->parameters(), horo::optim::AdamOptions{.lr = 1e-3f});
+    }
     const horo::Tensor images = horo::Tensor::normal({args.batch, 1, 28, 28}, 0.0f, 1.0f, 7).to(device);
     std::vector<int64_t> label_values(static_cast<size_t>(args.batch));
     for (size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<int64_t>((i * 7) % 10);
@@ -36,9 +43,9 @@ int main(int argc, char** argv) {
     float last = 0.0f;
     auto step = [&] {
       const horo::Tensor loss = horo::nn::functional::cross_entropy(model->forward(images), labels);
-      optimizer.zero_grad();
+      optimizer->zero_grad();
       loss.backward();
-      optimizer.step();
+      optimizer->step();
       last = loss.item();
     };
     const auto [seconds, median_ms] = time_steps(args, step);

@@ -1,5 +1,5 @@
 // Command line shared by the training-throughput benchmark and its libtorch peer, so both measure
-// the same thing: --model cnn|mlp --batch B --threads T --steps S --warmup W [--device cpu|cuda]
+// the same thing: --model cnn|mlp|resnet20 --batch B --threads T --steps S --warmup W [--device cpu|cuda]
 // [--inference] (eval mode, no gradients, forward passes only: prints the median latency per batch).
 #pragma once
 
@@ -54,6 +54,9 @@ inline TrainBenchArgs parse_train_bench_args(int argc, char** argv) {
     else if (!std::strcmp(key, "--warmup")) number(a.warmup);
     else { std::fprintf(stderr, "unknown argument %s (expected --model --batch --threads --steps --warmup --device --inference)\n", key); std::exit(2); }
   }
-  if (a.model != "cnn" && a.model != "mlp") { std::fprintf(stderr, "--model: expected cnn or mlp\n"); std::exit(2); }
+  if (a.model != "cnn" && a.model != "mlp" && a.model != "resnet20") {
+    std::fprintf(stderr, "--model: expected cnn, mlp or resnet20\n");
+    std::exit(2);
+  }
   return a;
 }

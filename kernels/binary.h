@@ -36,6 +36,8 @@ void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, 
 void affine(int64_t n, float alpha, float beta, const float* x, float* y);
 // y += x, for gradient accumulation.
 void accumulate(int64_t n, const float* x, float* y);
+// y = max(a + b, 0): a residual connection and its ReLU in one pass (a NaN stays a NaN).
+void add_relu(int64_t n, const float* a, const float* b, float* y);
 }  // namespace cpu
 
 // Device pointers; run on the current CUDA stream (kernels/device.h).
@@ -43,10 +45,12 @@ namespace cuda {
 void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
 void affine(int64_t n, float alpha, float beta, const float* x, float* y);
 void accumulate(int64_t n, const float* x, float* y);
+void add_relu(int64_t n, const float* a, const float* b, float* y);
 }  // namespace cuda
 
 namespace ref {
 void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out);
+void add_relu(int64_t n, const float* a, const float* b, float* y);
 }  // namespace ref
 
 }  // namespace horo::kernels

@@ -1,8 +1,11 @@
 // Built instead of kernels/cuda/*.cu when horo is configured without CUDA: every CUDA entry point
 // exists and says so, and available() is false, so CPU-only programs and tests run unchanged.
 #include "kernels/activation.h"
+#include "kernels/adaptive_pool.h"
+#include "kernels/batch_norm.h"
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
+#include "kernels/copy.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/device.h"
 #include "kernels/dropout.h"
@@ -53,10 +56,30 @@ void dropout_forward(uint64_t, uint64_t, float, int64_t, const float*, float*, f
 void binary(Binary, const BroadcastShape&, const float*, const float*, float*) { unavailable("binary op"); }
 void affine(int64_t, float, float, const float*, float*) { unavailable("affine"); }
 void accumulate(int64_t, const float*, float*) { unavailable("accumulate"); }
+void add_relu(int64_t, const float*, const float*, float*) { unavailable("add_relu"); }
 void sum(const ReduceShape&, const float*, float*) { unavailable("sum"); }
 float cross_entropy_forward(const CrossEntropyArgs&, const float*, const int64_t*, float*) { unavailable("cross_entropy"); }
 void cross_entropy_backward(const CrossEntropyArgs&, const float*, const int64_t*, float, float*) { unavailable("cross_entropy"); }
 void sgd_update(const SgdArgs&, int64_t, float*, const float*, float*) { unavailable("sgd"); }
 void adam_update(const AdamArgs&, int64_t, float*, const float*, float*, float*) { unavailable("adam"); }
+
+void adaptive_avgpool2d_forward(const AdaptivePool2dShape&, const float*, float*) { unavailable("adaptive_avg_pool2d"); }
+void adaptive_avgpool2d_backward(const AdaptivePool2dShape&, const float*, float*) { unavailable("adaptive_avg_pool2d"); }
+void copy_rows(const void*, int64_t, void*, int64_t, int64_t, int64_t) { unavailable("device copy"); }
+void batch_norm_stats(const BatchNormShape&, const float*, float*, float*) { unavailable("batch_norm"); }
+void batch_norm_coefficients(int64_t, const float*, const float*, const float*, const float*, float, float*, float*, float*) {
+  unavailable("batch_norm");
+}
+void batch_norm_update_running(int64_t, const float*, const float*, float, float, float*, float*) { unavailable("batch_norm"); }
+void batch_norm_apply(const BatchNormShape&, const float*, const float*, const float*, bool, float*) { unavailable("batch_norm"); }
+void batch_norm_backward_reduce(const BatchNormShape&, const float*, const float*, const float*, const float*, const float*,
+                                float*, float*) {
+  unavailable("batch_norm");
+}
+void batch_norm_backward_input(const BatchNormShape&, const float*, const float*, const float*, const float*, const float*,
+                               const float*, const float*, const float*, double, float*) {
+  unavailable("batch_norm");
+}
+void increment_int64(int64_t*, int64_t) { unavailable("increment"); }
 
 }  // namespace horo::kernels::cuda

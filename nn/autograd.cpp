@@ -64,6 +64,11 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
 
 Tensor record(Tensor output, std::initializer_list<const Tensor*> inputs, std::string name,
               FunctionNode::Backward backward) {
+  return record(std::move(output), std::vector<const Tensor*>(inputs), std::move(name), std::move(backward));
+}
+
+Tensor record(Tensor output, const std::vector<const Tensor*>& inputs, std::string name,
+              FunctionNode::Backward backward) {
   auto node = std::make_shared<FunctionNode>(std::move(name), std::move(backward));
   node->next.reserve(inputs.size());
   for (const Tensor* t : inputs) node->next.push_back(t ? gradient_edge(*t) : nullptr);

@@ -62,6 +62,8 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 // backward, linked to each input's producer (or its leaf accumulator). Returns output.
 Tensor record(Tensor output, std::initializer_list<const Tensor*> inputs, std::string name,
               FunctionNode::Backward backward);
+Tensor record(Tensor output, const std::vector<const Tensor*>& inputs, std::string name,
+              FunctionNode::Backward backward);
 
 // The tensor as a saved value: same data, no history, so a node never owns its own output.
 inline Tensor saved(const Tensor& t) { return t.defined() ? t.detach() : t; }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "nn/autograd.h"
 #include "tensor/ops.h"
@@ -24,6 +25,35 @@ Tensor avg_pool2d(const Tensor& input, const Pool2dParams& p);
 Tensor conv2d_relu_max_pool2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& conv,
                               const Pool2dParams& pool);
 
+// Adaptive average pooling to out_h x out_w (F.adaptive_avg_pool2d); 1x1 is global average pooling.
+Tensor adaptive_avg_pool2d(const Tensor& input, int64_t out_h = 1, int64_t out_w = 1);
+
+// Combines batch statistics across processes (SyncBatchNorm, implemented in dist/ over a
+// Communicator); without one, a batch is normalised by its own statistics.
+class BatchNormSync {
+ public:
+  virtual ~BatchNormSync() = default;
+  // In: this process's per-channel mean and biased variance over `count` values per channel. Out: the
+  // same over every process; returns the total count.
+  virtual int64_t reduce_statistics(Tensor& mean, Tensor& var, int64_t count) = 0;
+  // Sums the two per-channel backward sums over every process, in place.
+  virtual void reduce_gradient_sums(Tensor& sum_dy, Tensor& sum_dy_xhat) = 0;
+};
+
+struct BatchNormArgs {
+  bool training = false;  // normalise by the batch's statistics (and update the running ones)
+  float momentum = 0.1f;  // weight of the batch in the running statistics
+  float eps = 1e-5f;
+  bool relu = false;               // apply ReLU to the result in the same pass
+  BatchNormSync* sync = nullptr;   // statistics over every process (training only)
+};
+// F.batch_norm over [N, C, H, W] or [N, C]: per-channel normalisation, by the batch's statistics when
+// training (the biased variance; the running variance is updated with the unbiased one) or by
+// running_mean and running_var otherwise; then weight and bias (each may be undefined: 1 and 0).
+// running_mean/running_var may be undefined when training (track_running_stats=False).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, const BatchNormArgs& args);
+
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
 Tensor sigmoid(const Tensor& x);
@@ -41,6 +71,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 Tensor dropout(const Tensor& x, float p, bool training, Generator* generator = nullptr);
 
 Tensor add(const Tensor& a, const Tensor& b);
+// relu(a + b) for same-shaped a and b in one pass: the end of a residual block.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
@@ -53,6 +85,8 @@ Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, int64_t dim, bool keepdim = false);
 
 Tensor reshape(const Tensor& x, const Shape& shape);
+// The tensors joined along dimension dim, as torch.cat (every other dimension must agree).
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 1);
 // Merges dimensions start_dim..end of x into one, as torch.flatten(x, start_dim).
 Tensor flatten(const Tensor& x, int64_t start_dim = 1);
 

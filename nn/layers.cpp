@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include "nn/graph.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -14,6 +16,14 @@ Tensor init_uniform(const Shape& shape, int64_t fan_in) {
   Generator& gen = default_generator();
   const uint64_t offset = gen.reserve(static_cast<uint64_t>(shape_numel(shape)));
   return Tensor::uniform(shape, -bound, bound, gen.seed(), offset);
+}
+
+// N(0, 2 / fan_out) from the default generator: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+Tensor init_kaiming_normal_fan_out(const Shape& shape, int64_t fan_out) {
+  const float stddev = std::sqrt(2.0f / static_cast<float>(std::max<int64_t>(1, fan_out)));
+  Generator& gen = default_generator();
+  const uint64_t offset = gen.reserve(static_cast<uint64_t>(shape_numel(shape)));
+  return Tensor::normal(shape, 0.0f, stddev, gen.seed(), offset);
 }
 
 template <typename... Args>
@@ -57,14 +67,42 @@ std::string Linear::extra_repr() const {
 }
 
 Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
-  HORO_CHECK(options.in > 0 && options.out > 0 && options.kernel > 0, ValueError,
-             "Conv2d: in, out and kernel must be positive, got in=", options.in, " out=", options.out, " kernel=",
-             options.kernel);
-  HORO_CHECK(options.stride > 0 && options.dilation > 0 && options.padding >= 0, ValueError,
-             "Conv2d: stride and dilation must be positive and padding non-negative");
-  const int64_t fan_in = options.in * options.kernel * options.kernel;
-  weight = register_parameter("weight", init_uniform({options.out, options.in, options.kernel, options.kernel}, fan_in));
+  const int64_t kh = options.kernel_h.value_or(options.kernel), kw = options.kernel_w.value_or(options.kernel);
+  HORO_CHECK(options.in > 0 && options.out > 0 && kh > 0 && kw > 0, ValueError,
+             "Conv2d: in, out and kernel must be positive, got in=", options.in, " out=", options.out, " kernel=", kh,
+             "x", kw);
+  const ops::Conv2dParams p = params();
+  HORO_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 && p.pad_h >= 0 && p.pad_w >= 0, ValueError,
+             "Conv2d: stride and dilation must be positive and padding non-negative, got stride=", p.stride_h, "x",
+             p.stride_w, " padding=", p.pad_h, "x", p.pad_w, " dilation=", options.dilation);
+  const Shape shape{options.out, options.in, kh, kw};
+  const int64_t fan_in = options.in * kh * kw;
+  weight = register_parameter("weight", options.init == WeightInit::KaimingNormalFanOut
+                                            ? init_kaiming_normal_fan_out(shape, options.out * kh * kw)
+                                            : init_uniform(shape, fan_in));
   if (options.bias) bias = register_parameter("bias", init_uniform({options.out}, fan_in));
+}
+
+ops::Conv2dParams Conv2d::params() const {
+  const Conv2dOptions& o = options_;
+  return {.stride_h = o.stride_h.value_or(o.stride), .stride_w = o.stride_w.value_or(o.stride),
+          .pad_h = o.padding_h.value_or(o.padding), .pad_w = o.padding_w.value_or(o.padding),
+          .dilation_h = o.dilation, .dilation_w = o.dilation};
+}
+
+Shape Conv2d::output_shape(const Shape& sample) const {
+  HORO_CHECK(sample.size() == 3, ShapeError, where(), ": expects [channels, height, width] per sample, got ",
+             shape_str(sample));
+  HORO_CHECK(sample[0] == options_.in, ShapeError, where(), ": expects ", options_.in, " input channels, got ",
+             sample[0], " (", shape_str(sample), ")");
+  const ops::Conv2dParams p = params();
+  const int64_t out_h = (sample[1] + 2 * p.pad_h - p.dilation_h * (kernel_h() - 1) - 1) / p.stride_h + 1;
+  const int64_t out_w = (sample[2] + 2 * p.pad_w - p.dilation_w * (kernel_w() - 1) - 1) / p.stride_w + 1;
+  HORO_CHECK(sample[1] + 2 * p.pad_h >= p.dilation_h * (kernel_h() - 1) + 1 &&
+                 sample[2] + 2 * p.pad_w >= p.dilation_w * (kernel_w() - 1) + 1 && out_h > 0 && out_w > 0,
+             ShapeError, where(), ": a ", kernel_h(), "x", kernel_w(), " kernel (padding ", p.pad_h, "x", p.pad_w,
+             ", dilation ", p.dilation_h, ") does not fit the ", sample[1], "x", sample[2], " input");
+  return {options_.out, out_h, out_w};
 }
 
 ops::Conv2dParams Conv2d::checked_params(const Tensor& input) const {
@@ -72,17 +110,20 @@ ops::Conv2dParams Conv2d::checked_params(const Tensor& input) const {
              ", height, width], got ", input.describe());
   HORO_CHECK(input.size(1) == options_.in, ShapeError, where(), ": expected ", options_.in, " input channels, got ",
              input.size(1), " in ", input.describe());
-  return {.stride_h = options_.stride, .stride_w = options_.stride, .pad_h = options_.padding,
-          .pad_w = options_.padding, .dilation_h = options_.dilation, .dilation_w = options_.dilation};
+  return params();
 }
 
 Tensor Conv2d::forward(const Tensor& input) { return functional::conv2d(input, weight, bias, checked_params(input)); }
 
+Tensor Conv2d::forward_with(const Tensor& input, const Tensor& other_weight, const Tensor& other_bias) {
+  check_shape(other_weight, weight.shape(), where() + ": replacement weight");
+  return functional::conv2d(input, other_weight, other_bias, checked_params(input));
+}
+
 std::optional<Tensor> Conv2d::forward_relu_max_pool(const Tensor& input, const ops::Pool2dParams& pool) {
   const ops::Conv2dParams p = checked_params(input);
-  const int64_t extent = (options_.kernel - 1) * options_.dilation + 1;  // square kernels
-  const int64_t out_h = (input.size(2) + 2 * options_.padding - extent) / options_.stride + 1;
-  const int64_t out_w = (input.size(3) + 2 * options_.padding - extent) / options_.stride + 1;
+  const int64_t out_h = (input.size(2) + 2 * p.pad_h - (kernel_h() - 1) * p.dilation_h - 1) / p.stride_h + 1;
+  const int64_t out_w = (input.size(3) + 2 * p.pad_w - (kernel_w() - 1) * p.dilation_w - 1) / p.stride_w + 1;
   const bool window_fits = out_h >= pool.kernel_h - 2 * pool.pad_h && out_w >= pool.kernel_w - 2 * pool.pad_w &&
                            2 * pool.pad_h <= pool.kernel_h && 2 * pool.pad_w <= pool.kernel_w;
   if (out_h <= 0 || out_w <= 0 || !window_fits) return std::nullopt;
@@ -90,9 +131,11 @@ std::optional<Tensor> Conv2d::forward_relu_max_pool(const Tensor& input, const o
 }
 
 std::string Conv2d::extra_repr() const {
-  return format("in=", options_.in, ", out=", options_.out, ", kernel=", options_.kernel,
-                options_.stride != 1 ? format(", stride=", options_.stride) : "",
-                options_.padding ? format(", padding=", options_.padding) : "",
+  const ops::Conv2dParams p = params();
+  auto pair = [](int64_t a, int64_t b) { return a == b ? std::to_string(a) : format(a, "x", b); };
+  return format("in=", options_.in, ", out=", options_.out, ", kernel=", pair(kernel_h(), kernel_w()),
+                p.stride_h != 1 || p.stride_w != 1 ? ", stride=" + pair(p.stride_h, p.stride_w) : "",
+                p.pad_h || p.pad_w ? ", padding=" + pair(p.pad_h, p.pad_w) : "",
                 options_.dilation != 1 ? format(", dilation=", options_.dilation) : "", options_.bias ? "" : ", bias=false");
 }
 
@@ -115,6 +158,22 @@ Tensor AvgPool2d::forward(const Tensor& input) {
 }
 
 std::string AvgPool2d::extra_repr() const { return pool_repr(params_); }
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_h, int64_t output_w)
+    : output_h_(output_h), output_w_(output_w == 0 ? output_h : output_w) {
+  HORO_CHECK(output_h_ > 0 && output_w_ > 0, ValueError, "AdaptiveAvgPool2d: output size must be positive, got ", output_h,
+             "x", output_w);
+}
+
+Tensor AdaptiveAvgPool2d::forward(const Tensor& input) {
+  HORO_CHECK(input.dim() == 4, ShapeError, where(), ": expected input [batch, channels, height, width], got ",
+             input.describe());
+  return functional::adaptive_avg_pool2d(input, output_h_, output_w_);
+}
+
+std::string AdaptiveAvgPool2d::extra_repr() const {
+  return output_h_ == output_w_ ? format("output_size=", output_h_) : format("output_size=", output_h_, "x", output_w_);
+}
 
 Dropout::Dropout(float p, Generator* generator) : p_(p), generator_(generator) {
   HORO_CHECK(p >= 0.0f && p < 1.0f, ValueError, "Dropout: probability must be in [0, 1), got ", p);
@@ -143,35 +202,21 @@ Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> mod
   return *this;
 }
 
-namespace {
-// HORO_FUSE=0 turns the fused CPU blocks off (to compare, or to see each layer's own output).
-bool fusion_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("HORO_FUSE");
-    return !(env && std::string(env) == "0");
-  }();
-  return enabled && !detect_anomaly();  // anomaly mode checks every layer's own output
-}
-}  // namespace
-
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const auto& layers = children();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    // Conv2d, ReLU, MaxPool2d in a row: one fused pass on the CPU.
-    if (i + 2 < layers.size() && fusion_enabled() && !x.device().is_cuda()) {
-      auto* conv = dynamic_cast<Conv2d*>(layers[i].second.get());
-      auto* pool = dynamic_cast<MaxPool2d*>(layers[i + 2].second.get());
-      if (conv && pool && dynamic_cast<ReLU*>(layers[i + 1].second.get())) {
-        if (auto fused = conv->forward_relu_max_pool(x, pool->params())) {
-          x = *fused;
-          i += 2;
-          continue;
-        }
-      }
+  const bool fuse = fusion::enabled();
+  for (size_t i = 0; i < layers.size();) {
+    size_t ran = 1;
+    if (fuse) {
+      std::vector<Module*> chain;
+      for (size_t j = i; j < layers.size() && chain.size() < 3; ++j) chain.push_back(layers[j].second.get());
+      std::tie(x, ran) = fusion::run_chain(chain, x);
+    } else {
+      x = layers[i].second->forward(x);
     }
-    x = layers[i].second->forward(x);
-    if (detect_anomaly()) functional::check_finite(x, "output of " + layers[i].second->where());
+    i += ran;
+    if (detect_anomaly()) functional::check_finite(x, "output of " + layers[i - 1].second->where());
   }
   return x;
 }

@@ -32,13 +32,22 @@ class Linear : public Module {
   LinearOptions options_;
 };
 
+// How a layer's weights start: PyTorch's default (kaiming_uniform_ with a = sqrt(5), i.e.
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in))), or Kaiming-normal over fan_out for ReLU networks, as
+// torchvision's ResNets initialise their convolutions (N(0, 2 / fan_out)).
+enum class WeightInit { Default, KaimingNormalFanOut };
+
 struct Conv2dOptions {
   int64_t in = 0, out = 0, kernel = 0;
   int64_t stride = 1, padding = 0, dilation = 1;
   bool bias = true;
+  // Rectangular kernels, strides and padding (PyTorch's tuples): each overrides the square value above
+  // along its own axis when given.
+  std::optional<int64_t> kernel_h = {}, kernel_w = {}, stride_h = {}, stride_w = {}, padding_h = {}, padding_w = {};
+  WeightInit init = WeightInit::Default;
 };
 
-// NCHW convolution, weight OIHW; PyTorch's default initialisation with fan_in = in * kernel^2.
+// NCHW convolution, weight OIHW [out, in, kernel_h, kernel_w]; bias (default) initialised as PyTorch.
 class Conv2d : public Module {
  public:
   explicit Conv2d(const Conv2dOptions& options);
@@ -46,6 +55,15 @@ class Conv2d : public Module {
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override;
   const Conv2dOptions& options() const { return options_; }
+  // The convolution's strides, padding and dilation (rectangular ones resolved).
+  ops::Conv2dParams params() const;
+  int64_t kernel_h() const { return weight.size(2); }
+  int64_t kernel_w() const { return weight.size(3); }
+  // The output's [channels, height, width] for one sample of [in, height, width]; ShapeError naming
+  // the layer when the kernel does not fit.
+  Shape output_shape(const Shape& sample) const;
+  // The same convolution with other weights and bias (e.g. a BatchNorm folded in).
+  Tensor forward_with(const Tensor& input, const Tensor& other_weight, const Tensor& other_bias);
   // max_pool2d(relu(forward(input))) through the fused CPU kernel (Sequential uses it for a
   // Conv2d, ReLU, MaxPool2d run); null when the pooling window does not fit the output, so the
   // caller runs the layers one by one and the pooling layer reports the error.
@@ -85,6 +103,28 @@ class AvgPool2d : public Module {
 
  private:
   ops::Pool2dParams params_;
+};
+
+// Average pooling to a fixed output size whatever the input size (torch.nn.AdaptiveAvgPool2d); the
+// default 1x1 is the global average pooling before a classification head.
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(int64_t output_h = 1, int64_t output_w = 0);  // output_w 0: output_h
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  std::string extra_repr() const override;
+  int64_t output_h() const { return output_h_; }
+  int64_t output_w() const { return output_w_; }
+
+ private:
+  int64_t output_h_, output_w_;
+};
+
+// Returns its input (a placeholder, or the shortcut of a residual block).
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return input; }
+  std::string type_name() const override { return "Identity"; }
 };
 
 // Zeroes elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval().

@@ -2,26 +2,34 @@
 
 #include "nn/builtin_models.h"
 #include "nn/spec.h"
-#include "nn/transfer.h"
 
 namespace horo::nn {
 
-// The reference models are the texts in models/*.prototxt; a class count other than 10 replaces the head.
-std::shared_ptr<Sequential> make_cnn(int64_t classes) { return make_model("cnn", classes); }
-
-std::shared_ptr<Sequential> make_mlp(int64_t classes) { return make_model("mlp", classes); }
-
-std::shared_ptr<Sequential> make_model(const std::string& name, int64_t classes) {
-  HORO_CHECK(name == "cnn" || name == "mlp", ValueError, "model '", name, "': expected 'cnn' (W1) or 'mlp' (W2)");
-  auto model = build_model(name).model;
-  if (classes != 10) replace_head(*model, classes);
-  return model;
+std::vector<std::string> builtin_model_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : builtin_model_texts()) names.push_back(name);
+  return names;
 }
+
+std::shared_ptr<Module> make_model(const std::string& name, int64_t classes, const Shape& sample) {
+  std::string text = builtin_model_text(name);
+  if (!sample.empty()) text = with_input_shape(text, sample, name);
+  text = with_class_count(text, classes, name);
+  return build_model_from_text(text, name).model;
+}
+
+std::shared_ptr<Module> make_cnn(int64_t classes) { return make_model("cnn", classes); }
+
+std::shared_ptr<Module> make_mlp(int64_t classes) { return make_model("mlp", classes); }
 
 const std::string& builtin_model_text(const std::string& name) {
   const auto& texts = builtin_model_texts();
   auto it = texts.find(name);
-  HORO_CHECK(it != texts.end(), ValueError, "model '", name, "': not a built-in model (cnn, mlp) nor a .prototxt path");
+  if (it == texts.end()) {
+    std::string known;
+    for (const auto& [n, t] : texts) known += (known.empty() ? "" : ", ") + n;
+    throw ValueError(detail::concat("model '", name, "': not a built-in model (", known, ") nor a .prototxt path"));
+  }
   return it->second;
 }
 

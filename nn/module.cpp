@@ -21,6 +21,11 @@ void check_local_name(const std::string& name, const char* what) {
 void set_detect_anomaly(bool on) { g_detect_anomaly = on; }
 bool detect_anomaly() { return g_detect_anomaly; }
 
+Tensor Module::forward_many(const std::vector<Tensor>& inputs) {
+  HORO_CHECK(inputs.size() == 1, ValueError, where(), ": takes one input, got ", inputs.size());
+  return forward(inputs.front());
+}
+
 std::string Module::where() const {
   return type_name() + (path_.empty() ? std::string() : " '" + path_ + "'");
 }

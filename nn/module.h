@@ -21,6 +21,12 @@ class Module : public std::enable_shared_from_this<Module> {
   // One-tensor forward; modules with other signatures add their own methods.
   virtual Tensor forward(const Tensor& input) = 0;
   Tensor operator()(const Tensor& input) { return forward(input); }
+  // How many inputs the layer takes in a Graph: 1 for most; layers that join branches (Add,
+  // Concat) take 2 or more (kAnyInputs).
+  static constexpr int kAnyInputs = -1;
+  virtual int input_count() const { return 1; }
+  // The layer applied to several inputs (Graph calls this); by default, forward() of the only one.
+  virtual Tensor forward_many(const std::vector<Tensor>& inputs);
   // The class name shown in summaries and errors ("Conv2d").
   virtual std::string type_name() const = 0;
   // One line of options, e.g. "in=1, out=32, kernel=3" (empty when there are none).

@@ -3,11 +3,14 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <array>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "proto/horo.pb.h"
 #include "nn/builtin_models.h"
+#include "nn/spec_builder.h"
 
 namespace horo::nn {
 namespace {
@@ -38,102 +41,25 @@ void parse(const std::string& text, const std::string& source, Message& message,
   }
 }
 
-// Walks the layer list with the shape of one sample, building modules and checking each step.
-class Builder {
- public:
-  explicit Builder(std::string source) : source_(std::move(source)) {}
+// 950, 12.3K, 3.61M, 1.82G.
+std::string si(int64_t n) {
+  const double v = static_cast<double>(n);
+  char text[32];
+  if (v < 1e3) std::snprintf(text, sizeof text, "%lld", static_cast<long long>(n));
+  else if (v < 1e6) std::snprintf(text, sizeof text, "%.1fK", v / 1e3);
+  else if (v < 1e9) std::snprintf(text, sizeof text, "%.2fM", v / 1e6);
+  else std::snprintf(text, sizeof text, "%.2fG", v / 1e9);
+  return text;
+}
 
-  std::shared_ptr<Sequential> build(const pb::RepeatedPtrField<spec::Layer>& layers, const pb::Message& owner,
-                                    const pb::TextFormat::ParseInfoTree* tree, const std::string& prefix, Shape& shape) {
-    auto seq = std::make_shared<Sequential>();
-    const pb::FieldDescriptor* field = owner.GetDescriptor()->FindFieldByName("layers");
-    for (int i = 0; i < layers.size(); ++i) {
-      const spec::Layer& layer = layers.Get(i);
-      const std::string local = layer.has_name() ? layer.name() : std::to_string(i);
-      const std::string path = prefix.empty() ? local : prefix + "." + local;
-      const int line = tree ? tree->GetLocation(field, i).line + 1 : 0;
-      const pb::TextFormat::ParseInfoTree* sub = tree ? tree->GetTreeForNested(field, i) : nullptr;
-      try {
-        seq->add(local, build_layer(layer, sub, path, shape));
-      } catch (const Error& e) {
-        const std::string what = e.what();
-        if (what.rfind(source_, 0) == 0) throw;  // already located (a nested layer)
-        throw ValueError(detail::concat(source_, ":", line, ": layer '", path, "' (", kind(layer), "): ", what));
-      }
-    }
-    return seq;
+std::string thousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
   }
-
- private:
-  static std::string kind(const spec::Layer& layer) {
-    const pb::OneofDescriptor* oneof = layer.GetDescriptor()->FindOneofByName("kind");
-    const pb::FieldDescriptor* set = layer.GetReflection()->GetOneofFieldDescriptor(layer, oneof);
-    return set ? set->name() : "nothing";
-  }
-
-  [[noreturn]] void shape_error(const std::string& message) const { throw Error(message); }
-
-  std::shared_ptr<Module> build_layer(const spec::Layer& layer, const pb::TextFormat::ParseInfoTree* tree,
-                                      const std::string& path, Shape& shape) {
-    switch (layer.kind_case()) {
-      case spec::Layer::kLinear: {
-        const auto& o = layer.linear();
-        if (shape.size() != 1) shape_error(detail::concat("expects [features] per sample, the previous layer gives ", shape_str(shape), " (add a flatten layer?)"));
-        if (shape[0] != o.in()) shape_error(detail::concat("expects ", o.in(), " input features, the previous layer gives ", shape[0]));
-        shape = {o.out()};
-        return std::make_shared<Linear>(LinearOptions{.in = o.in(), .out = o.out(), .bias = o.bias()});
-      }
-      case spec::Layer::kConv2D: {
-        const auto& o = layer.conv2d();
-        if (shape.size() != 3) shape_error(detail::concat("expects [channels, height, width] per sample, the previous layer gives ", shape_str(shape)));
-        if (shape[0] != o.in()) shape_error(detail::concat("expects ", o.in(), " input channels, the previous layer gives ", shape[0], " (", shape_str(shape), ")"));
-        auto conv = std::make_shared<Conv2d>(Conv2dOptions{.in = o.in(), .out = o.out(), .kernel = o.kernel(), .stride = o.stride(),
-                                                           .padding = o.padding(), .dilation = o.dilation(), .bias = o.bias()});
-        auto side = [&](int64_t n) { return (n + 2 * o.padding() - o.dilation() * (o.kernel() - 1) - 1) / o.stride() + 1; };
-        if (side(shape[1]) <= 0 || side(shape[2]) <= 0) shape_error(detail::concat("a ", o.kernel(), "x", o.kernel(), " kernel does not fit the ", shape[1], "x", shape[2], " input"));
-        shape = {o.out(), side(shape[1]), side(shape[2])};
-        return conv;
-      }
-      case spec::Layer::kMaxPool2D:
-      case spec::Layer::kAvgPool2D: {
-        const auto& o = layer.has_max_pool2d() ? layer.max_pool2d() : layer.avg_pool2d();
-        const Pool2dOptions options{.kernel = o.kernel(), .stride = o.stride(), .padding = o.padding()};
-        std::shared_ptr<Module> pool;
-        if (layer.has_max_pool2d()) pool = std::make_shared<MaxPool2d>(options);
-        else pool = std::make_shared<AvgPool2d>(options);
-        if (shape.size() != 3) shape_error(detail::concat("expects [channels, height, width] per sample, the previous layer gives ", shape_str(shape)));
-        const int64_t stride = o.stride() ? o.stride() : o.kernel();
-        auto side = [&](int64_t n) { return (n + 2 * o.padding() - o.kernel()) / stride + 1; };
-        if (side(shape[1]) <= 0 || side(shape[2]) <= 0) shape_error(detail::concat("a ", o.kernel(), "x", o.kernel(), " window does not fit the ", shape[1], "x", shape[2], " input"));
-        shape = {shape[0], side(shape[1]), side(shape[2])};
-        return pool;
-      }
-      case spec::Layer::kDropout: return std::make_shared<Dropout>(layer.dropout().p());
-      case spec::Layer::kRelu: return std::make_shared<ReLU>();
-      case spec::Layer::kLeakyRelu: return std::make_shared<LeakyReLU>(layer.leaky_relu().negative_slope());
-      case spec::Layer::kSigmoid: return std::make_shared<Sigmoid>();
-      case spec::Layer::kTanh: return std::make_shared<Tanh>();
-      case spec::Layer::kGelu: return std::make_shared<GELU>();
-      case spec::Layer::kFlatten: {
-        const int64_t start = layer.flatten().start_dim();  // counts the batch dimension, as torch.flatten
-        if (start < 1 || start > static_cast<int64_t>(shape.size())) shape_error(detail::concat("start_dim ", start, " outside the sample's ", shape.size(), " dimensions"));
-        Shape out(shape.begin(), shape.begin() + (start - 1));
-        out.push_back(shape_numel(Shape(shape.begin() + (start - 1), shape.end())));
-        shape = out;
-        return std::make_shared<Flatten>(start);
-      }
-      case spec::Layer::kSequential: {
-        const pb::TextFormat::ParseInfoTree* nested =
-            tree ? tree->GetTreeForNested(layer.GetDescriptor()->FindFieldByName("sequential"), -1) : nullptr;
-        return build(layer.sequential().layers(), layer.sequential(), nested, path, shape);
-      }
-      case spec::Layer::KIND_NOT_SET: shape_error("names no layer kind (linear, conv2d, max_pool2d, ...)");
-    }
-    shape_error("unknown layer kind");
-  }
-
-  std::string source_;
-};
+  return n < 0 ? "-" + out : out;
+}
 
 }  // namespace
 
@@ -141,16 +67,52 @@ BuiltModel build_model_from_text(const std::string& text, const std::string& sou
   spec::Model message;
   pb::TextFormat::ParseInfoTree tree;
   parse(text, source, message, &tree);
-  HORO_CHECK(message.layers_size() > 0, ValueError, source, ": the model has no layers");
-  HORO_CHECK(message.input_shape_size() > 0, ValueError, source, ": input_shape is missing (one sample, e.g. [1, 28, 28])");
-  BuiltModel out;
-  out.name = message.has_name() ? message.name() : source;
+  BuiltModel out = spec_builder::build(message, tree, source);
   out.spec_text = text;
-  out.input_shape.assign(message.input_shape().begin(), message.input_shape().end());
-  Shape shape = out.input_shape;
-  Builder builder(source);
-  out.model = builder.build(message.layers(), message, &tree, "", shape);
   return out;
+}
+
+std::string summary_table(const BuiltModel& built) {
+  std::vector<std::array<std::string, 5>> rows{{"layer", "type", "output shape", "params", "FLOPs"}};
+  int64_t flops = 0, activations = 0;
+  auto mflops = [](int64_t f) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", static_cast<double>(f) / 1e6);
+    return std::string(text);
+  };
+  for (const auto& l : built.layers) {
+    rows.push_back({l.path, l.type, shape_str(l.output), thousands(l.params), si(l.flops)});
+    flops += l.flops;
+    activations += shape_numel(l.output);
+  }
+  int64_t params = 0, trainable = 0;
+  for (const auto& [name, t] : built.model->named_parameters()) {
+    params += t.numel();
+    if (t.requires_grad()) trainable += t.numel();
+  }
+  std::array<size_t, 5> width{};
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  std::ostringstream out;
+  auto line = [&](const std::array<std::string, 5>& r) {
+    for (size_t c = 0; c < r.size(); ++c) {
+      const bool right = c >= 3;  // numbers right-aligned
+      out << (c ? "  " : "") << (right ? std::string(width[c] - r[c].size(), ' ') + r[c] : r[c] + std::string(width[c] - r[c].size(), ' '));
+    }
+    out << "\n";
+  };
+  size_t total_width = 8;
+  for (size_t w : width) total_width += w;
+  out << built.name << ": input " << shape_str(built.input_shape) << " per sample\n";
+  line(rows[0]);
+  out << std::string(total_width, '-') << "\n";
+  for (size_t i = 1; i < rows.size(); ++i) line(rows[i]);
+  out << std::string(total_width, '-') << "\n";
+  out << "parameters: " << thousands(params) << " (trainable " << thousands(trainable) << ", " << mflops(params * 4)
+      << " MB as float32)\n";
+  out << "forward: " << mflops(flops) << " MFLOPs per sample (a multiply-add counts two; training costs about 3x)\n";
+  out << "activations: " << mflops(activations * 4) << " MB per sample (float32, every layer's output)\n";
+  return out.str();
 }
 
 std::string read_text_file(const std::string& path) {
@@ -161,9 +123,12 @@ std::string read_text_file(const std::string& path) {
   return text.str();
 }
 
+bool is_builtin_model(const std::string& name_or_path) {
+  return name_or_path.find('/') == std::string::npos && name_or_path.find(".prototxt") == std::string::npos;
+}
+
 std::string model_spec_text(const std::string& name_or_path) {
-  const bool builtin = name_or_path.find('/') == std::string::npos && name_or_path.find(".prototxt") == std::string::npos;
-  return builtin ? builtin_model_text(name_or_path) : read_text_file(name_or_path);
+  return is_builtin_model(name_or_path) ? builtin_model_text(name_or_path) : read_text_file(name_or_path);
 }
 
 BuiltModel build_model(const std::string& name_or_path) {
@@ -182,7 +147,21 @@ spec::Linear* last_linear(pb::RepeatedPtrField<spec::Layer>* layers) {
   }
   return nullptr;
 }
+
+spec::Conv2d* first_conv(pb::RepeatedPtrField<spec::Layer>* layers) {
+  for (int i = 0; i < layers->size(); ++i) {
+    spec::Layer* layer = layers->Mutable(i);
+    if (layer->has_sequential()) {
+      if (auto* found = first_conv(layer->mutable_sequential()->mutable_layers())) return found;
+    } else if (layer->has_conv2d()) {
+      return layer->mutable_conv2d();
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
+
 
 std::string with_class_count(const std::string& text, int64_t classes, const std::string& source) {
   HORO_CHECK(classes > 0, ValueError, "the class count must be positive, got ", classes);
@@ -191,6 +170,19 @@ std::string with_class_count(const std::string& text, int64_t classes, const std
   spec::Linear* head = last_linear(message.mutable_layers());
   HORO_CHECK(head != nullptr, ValueError, source, ": the model has no linear layer to resize for ", classes, " classes");
   head->set_out(classes);
+  std::string out;
+  pb::TextFormat::PrintToString(message, &out);
+  return out;
+}
+
+std::string with_input_shape(const std::string& text, const Shape& sample, const std::string& source) {
+  spec::Model message;
+  parse(text, source, message, nullptr);
+  message.clear_input_shape();
+  for (int64_t d : sample) message.add_input_shape(d);
+  if (sample.size() == 3) {
+    if (spec::Conv2d* first = first_conv(message.mutable_layers())) first->set_in(sample[0]);
+  }
   std::string out;
   pb::TextFormat::PrintToString(message, &out);
   return out;
@@ -208,6 +200,7 @@ TrainSettings parse_train_config(const std::string& text, const std::string& sou
       t.lr = o.lr();
       t.momentum = o.momentum();
       t.weight_decay = o.weight_decay();
+      t.nesterov = o.nesterov();
     } else {
       const auto& o = config.optimizer().adam();
       t.lr = o.lr();

@@ -6,22 +6,39 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nn/layers.h"
 
 namespace horo::nn {
 
+// One layer as the builder saw it, for a model summary (horo-train --summary).
+struct LayerSummary {
+  std::string path, type;  // "layer1.0.conv1", "Conv2d"
+  Shape output;            // for one sample
+  int64_t params = 0;
+  int64_t flops = 0;       // forward, one sample; a multiply-add counts two
+};
+
 struct BuiltModel {
-  std::shared_ptr<Sequential> model;
+  std::shared_ptr<Module> model;  // a Sequential, or a Graph when the top-level list is one
   std::string name;
   std::string spec_text;  // the specification the model was built from (stored in checkpoints)
   Shape input_shape;      // one sample
+  Shape output_shape;     // one sample
+  std::vector<LayerSummary> layers;  // every layer but the containers, in order
 };
+
+// The Keras/torchinfo table: each layer with its output shape, parameters and forward FLOPs, then
+// the totals (parameters, trainable ones, FLOPs per sample and the activations' size).
+std::string summary_table(const BuiltModel& built);
 
 // Builds the model described by `text`; `source` names it in errors (a path, or "cnn").
 BuiltModel build_model_from_text(const std::string& text, const std::string& source);
 // A built-in name ("cnn", "mlp": the files models/*.prototxt, compiled in) or a .prototxt path.
 BuiltModel build_model(const std::string& name_or_path);
+// Whether name_or_path names a built-in model (no '/' and no ".prototxt") rather than a file.
+bool is_builtin_model(const std::string& name_or_path);
 // The specification text behind build_model(name_or_path).
 std::string model_spec_text(const std::string& name_or_path);
 // A whole text file; IOError naming it when it cannot be read.
@@ -31,11 +48,16 @@ const std::string& builtin_model_text(const std::string& name);
 
 // The specification with its last linear layer (the head) giving `classes` outputs, re-serialised.
 std::string with_class_count(const std::string& text, int64_t classes, const std::string& source);
+// The specification for samples of `sample` shape ([C, H, W]): input_shape replaced and the first
+// convolution given C input channels, re-serialised. Built-in models take their input from the data
+// this way (a resnet18 on 1x28x28 Fashion-MNIST or on 3x224x224 images).
+std::string with_input_shape(const std::string& text, const Shape& sample, const std::string& source);
 
 // A training configuration (message TrainConfig) as plain values; `has_*` say which were given.
 struct TrainSettings {
   std::string optimizer = "adam";  // "adam" or "sgd"
   float lr = 1e-3f, momentum = 0.0f, weight_decay = 0.0f;
+  bool nesterov = false;
   std::string schedule = "none";   // "none", "step" or "cosine"
   int64_t step_size = 1, warmup_epochs = 0;
   double gamma = 0.1;

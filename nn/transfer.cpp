@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "nn/norm.h"
+
 namespace horo::nn {
 
 std::string LoadReport::summary() const {
@@ -51,17 +53,41 @@ LoadReport load_tensors(Module& model, const std::map<std::string, Tensor>& sour
   return report;
 }
 
-std::vector<std::string> freeze(Module& model, const std::string& pattern) {
+namespace {
+
+bool matches(const std::string& pattern, const std::string& name) {
+  return fnmatch(pattern.c_str(), name.c_str(), 0) == 0 || name.rfind(pattern, 0) == 0;
+}
+
+// Freezes every BatchNorm layer one of whose tensors (parameters or buffers) the pattern matches.
+void freeze_batch_norms(Module& module, const std::string& pattern, std::vector<std::string>& frozen) {
+  if (auto* bn = dynamic_cast<BatchNorm*>(&module)) {
+    bool hit = false;
+    for (const auto& [local, tensor] : module.named_parameters()) hit = hit || matches(pattern, tensor.name());
+    for (const auto& [local, tensor] : module.named_buffers()) hit = hit || matches(pattern, tensor.name());
+    if (hit && !bn->frozen()) {
+      bn->set_frozen(true);
+      frozen.push_back(module.path());
+    }
+  }
+  for (const auto& [name, child] : module.children()) freeze_batch_norms(*child, pattern, frozen);
+}
+
+}  // namespace
+
+std::vector<std::string> freeze(Module& model, const std::string& pattern, std::vector<std::string>* batch_norms) {
   std::vector<std::string> frozen;
   for (auto& [name, tensor] : model.named_parameters()) {
-    const bool glob = fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
-    if (glob || name.rfind(pattern, 0) == 0) {
+    if (matches(pattern, name)) {
       tensor.set_requires_grad(false);
       frozen.push_back(name);
     }
   }
-  HORO_CHECK(!frozen.empty(), ValueError, "freeze '", pattern, "': no parameter matches (names look like '",
+  std::vector<std::string> norms;
+  freeze_batch_norms(model, pattern, norms);
+  HORO_CHECK(!frozen.empty() || !norms.empty(), ValueError, "freeze '", pattern, "': no parameter matches (names look like '",
              model.named_parameters().empty() ? std::string("?") : model.named_parameters().front().first, "')");
+  if (batch_norms) batch_norms->insert(batch_norms->end(), norms.begin(), norms.end());
   return frozen;
 }
 

@@ -23,8 +23,10 @@ struct LoadReport {
 LoadReport load_tensors(Module& model, const std::map<std::string, Tensor>& source, bool strict, const std::string& what);
 
 // Turns requires_grad off for every parameter whose name matches the glob (`features.*`) or starts
-// with the prefix (`features.`); returns the names frozen. Throws when nothing matches.
-std::vector<std::string> freeze(Module& model, const std::string& pattern);
+// with the prefix (`features.`); returns the names frozen. Throws when nothing matches. A BatchNorm
+// layer with a matching tensor is frozen too: it normalises by its running statistics and leaves
+// them unchanged, even in train() (their paths are added to *batch_norms when given).
+std::vector<std::string> freeze(Module& model, const std::string& pattern, std::vector<std::string>* batch_norms = nullptr);
 
 // Replaces the last Linear layer of the model with a fresh one with `classes` outputs (PyTorch's
 // initialisation); returns its dotted path.

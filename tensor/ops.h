@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "kernels/activation.h"
 #include "kernels/binary.h"
@@ -51,6 +52,34 @@ ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor&
 Tensor avgpool2d(const Tensor& input, const Pool2dParams& p);
 Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, const Pool2dParams& p);
 
+// Adaptive average pooling to out_h x out_w (torch.nn.AdaptiveAvgPool2d; 1x1 is global pooling).
+Tensor adaptive_avgpool2d(const Tensor& input, int64_t out_h, int64_t out_w);
+Tensor adaptive_avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape);
+
+// ---- batch normalisation over [N, C, H, W] or [N, C] (kernels/batch_norm.h) ----
+// Per-channel mean and biased variance of this batch.
+std::pair<Tensor, Tensor> batch_norm_stats(const Tensor& x);
+struct BatchNormCoefficients {
+  Tensor invstd, scale, shift;  // y = x * scale + shift
+};
+BatchNormCoefficients batch_norm_coefficients(const Tensor& mean, const Tensor& var, const Tensor& weight,
+                                              const Tensor& bias, float eps);
+// running = (1 - momentum) * running + momentum * batch value (the variance times `unbias` first).
+void batch_norm_update_running(const Tensor& mean, const Tensor& var, float momentum, float unbias, Tensor& running_mean,
+                               Tensor& running_var);
+// x * scale[c] + shift[c], then ReLU when relu.
+Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu);
+// (sum_dy, sum_dy_xhat) per channel; y, the fused ReLU's output, masks dy when defined.
+std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
+                                                     const Tensor& invstd);
+// The input gradient; sum_dy and sum_dy_xhat undefined when the statistics were constants (eval mode).
+Tensor batch_norm_backward_input(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
+                                 const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
+                                 const Tensor& sum_dy_xhat, double count);
+
+// counter[0] += by for an int64 scalar on any device (BatchNorm's num_batches_tracked).
+void increment(Tensor& counter, int64_t by = 1);
+
 // ---- pointwise ----
 Tensor unary(kernels::Unary op, const Tensor& x, float param = 0.0f);
 Tensor unary_backward(kernels::Unary op, float param, const Tensor& x, const Tensor& y, const Tensor& grad_y);
@@ -59,12 +88,20 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what);
 Tensor binary(kernels::Binary op, const Tensor& a, const Tensor& b);
 // alpha * x + beta
 Tensor affine(const Tensor& x, float alpha, float beta);
+// max(a + b, 0) for same-shaped a and b: a residual connection and its ReLU in one pass.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 // target += source (same shape), for gradient accumulation.
 void accumulate(Tensor& target, const Tensor& source);
 // Returns (y, mask) with y = x * mask, mask from Philox (seed, offset + i).
 std::pair<Tensor, Tensor> dropout(const Tensor& x, float p, uint64_t seed, uint64_t offset);
 Tensor softmax(const Tensor& x, int64_t dim, bool log);
 Tensor softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log);
+
+// ---- shape ----
+// The tensors joined along dimension dim (every other dimension equal), as torch.cat.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+// A copy of x[..., start:start + length, ...] along dimension dim (torch.narrow, copied).
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
 
 // ---- reductions ----
 // Sum over dimension dim (negative counts from the end), keeping it as size 1 when keepdim.

@@ -79,6 +79,16 @@ Tensor affine(const Tensor& x, float alpha, float beta) {
   return y;
 }
 
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  check_float(a, "add_relu: left operand");
+  check_float(b, "add_relu: right operand");
+  HORO_CHECK(a.shape() == b.shape(), ShapeError, "add_relu: ", a.describe(), " and ", b.describe(), " differ in shape");
+  check_same_device("add_relu", {&a, &b});
+  Tensor y = Tensor::empty(a.shape(), DType::Float32, a.device());
+  HORO_DISPATCH(a.device(), add_relu, a.numel(), a.data<float>(), b.data<float>(), y.data<float>());
+  return y;
+}
+
 void accumulate(Tensor& target, const Tensor& source) {
   check_shape(source, target.shape(), "gradient accumulation into " + target.describe());
   check_same_device("gradient accumulation", {&target, &source});

@@ -1,5 +1,7 @@
 // A central-difference gradient check for every differentiable op and layer, on fresh random inputs.
+#include "nn/graph.h"
 #include "nn/layers.h"
+#include "nn/norm.h"
 #include "tests/gradcheck.h"
 
 namespace horo {
@@ -202,6 +204,96 @@ TEST(Gradcheck, LayersThroughTheModuleApi) {
                      std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(nn::LinearOptions{.in = 8, .out = 3}),
                      std::make_shared<nn::GELU>()};
   gradcheck([&](const std::vector<Tensor>& v) { return net(v[0]); }, {random_tensor({2, 1, 6, 6})});
+}
+
+TEST(Gradcheck, BatchNormInTrainingAndEvaluation) {
+  for (const Shape& shape : {Shape{4, 3, 3, 5}, Shape{7, 5}}) {
+    const int64_t c = shape[1];
+    SCOPED_TRACE(shape_str(shape));
+    for (bool affine : {true, false}) {
+      // Training: the batch's own statistics, so every output depends on every input of its channel.
+      std::vector<Tensor> inputs{random_tensor(shape, -2, 2)};
+      if (affine) inputs.insert(inputs.end(), {random_tensor({c}, 0.5f, 1.5f), random_tensor({c})});
+      auto fresh = [&] {
+        std::vector<Tensor> copies;
+        for (const Tensor& t : inputs) copies.push_back(t.clone());
+        return copies;
+      };
+      gradcheck([affine](const std::vector<Tensor>& v) {
+                  return F::batch_norm(v[0], Tensor(), Tensor(), affine ? v[1] : Tensor(), affine ? v[2] : Tensor(),
+                                       {.training = true});
+                },
+                fresh(), {.eps = 1e-2f, .atol = 3e-3, .rtol = 3e-2, .max_elements = 48, .skip = nullptr});
+      // Evaluation: fixed running statistics, an affine map per channel.
+      const Tensor running_mean = random_tensor({c}), running_var = random_tensor({c}, 0.5f, 2.0f);
+      gradcheck([&](const std::vector<Tensor>& v) {
+                  return F::batch_norm(v[0], running_mean, running_var, affine ? v[1] : Tensor(), affine ? v[2] : Tensor(),
+                                       {.training = false});
+                },
+                fresh());
+    }
+  }
+}
+
+// BatchNorm with its ReLU fused must give what BatchNorm then ReLU give: values and every gradient.
+TEST(Gradcheck, BatchNormReluEqualsBatchNormThenRelu) {
+  for (bool training : {true, false}) {
+    const Tensor x = random_tensor({3, 4, 5, 6}, -2, 2), w = random_tensor({4}, 0.5f, 1.5f), b = random_tensor({4});
+    const Tensor rm = random_tensor({4}), rv = random_tensor({4}, 0.5f, 2.0f);
+    const Tensor r = random_tensor({3, 4, 5, 6}, 0.5f, 1.5f);
+    auto run = [&](bool fused) {
+      std::vector<Tensor> leaves{x.clone(), w.clone(), b.clone()};
+      for (auto& t : leaves) t.set_requires_grad(true);
+      const F::BatchNormArgs args{.training = training, .relu = fused};
+      Tensor out = F::batch_norm(leaves[0], rm.clone(), rv.clone(), leaves[1], leaves[2], args);
+      if (!fused) out = F::relu(out);
+      F::sum(out * r).backward();
+      return std::vector<Tensor>{out, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
+    };
+    const auto fused = run(true), separate = run(false);
+    for (size_t k = 0; k < fused.size(); ++k) {
+      EXPECT_LT(testing::normalized_error(fused[k].data<float>(), separate[k].data<float>(), fused[k].numel()), 1e-5)
+          << "training " << training << " tensor " << k;
+    }
+  }
+}
+
+TEST(Gradcheck, AdaptiveAveragePooling) {
+  gradcheck([](const std::vector<Tensor>& v) { return F::adaptive_avg_pool2d(v[0], 1, 1); }, {random_tensor({2, 3, 4, 5})});
+  gradcheck([](const std::vector<Tensor>& v) { return F::adaptive_avg_pool2d(v[0], 3, 2); }, {random_tensor({2, 2, 7, 5})});
+}
+
+TEST(Gradcheck, CatAlongEveryDimension) {
+  for (int64_t dim : {0, 1, 2, -1}) {
+    SCOPED_TRACE(dim);
+    Shape a{2, 3, 4}, b{2, 3, 4};
+    const int64_t d = dim < 0 ? 2 : dim;
+    b[static_cast<size_t>(d)] = random_int(1, 3);
+    gradcheck([dim](const std::vector<Tensor>& v) { return F::cat(v, dim) * F::cat(v, dim); },
+              {random_tensor(a), random_tensor(b), random_tensor(a)});
+  }
+}
+
+TEST(Gradcheck, AddAndAddRelu) {
+  const Tensor a = random_tensor({3, 11}), b = random_tensor({3, 11});
+  gradcheck([](const std::vector<Tensor>& v) { return F::add(v[0], v[1]); }, {a.clone(), b.clone()});
+  GradcheckOptions o;  // skip where a + b sits at the ReLU's kink
+  o.skip = [a, b](size_t, int64_t i) { return std::fabs(a.data<float>()[i] + b.data<float>()[i]) < 0.05f; };
+  gradcheck([](const std::vector<Tensor>& v) { return F::add_relu(v[0], v[1]); }, {a, b}, o);
+}
+
+// A residual graph (both branches read the block's input, so its gradient sums two paths), with
+// BatchNorm in training mode; Tanh instead of ReLU keeps the function smooth for finite differences.
+TEST(Gradcheck, ResidualGraphThroughTheModuleApi) {
+  manual_seed(static_cast<uint64_t>(random_int(0, 1000)));
+  auto block = std::make_shared<nn::Graph>();
+  block->add("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 2, .out = 2, .kernel = 3, .padding = 1, .bias = false}))
+      .add("bn1", std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.features = 2}))
+      .add("act1", std::make_shared<nn::Tanh>())
+      .add("shortcut", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 2, .out = 2, .kernel = 1}), {"input"})
+      .add("add", std::make_shared<nn::Add>(), {"act1", "shortcut"})
+      .add("act", std::make_shared<nn::Tanh>());
+  gradcheck([&](const std::vector<Tensor>& v) { return (*block)(v[0]); }, {random_tensor({3, 2, 4, 4})});
 }
 
 }  // namespace

@@ -74,4 +74,14 @@ void accumulate(int64_t n, const float* x, float* y) {
   });
 }
 
+void add_relu(int64_t n, const float* a, const float* b, float* y) {
+  parallel_for(n, 1 << 15, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = a[i] + b[i];
+      y[i] = v < 0.0f ? 0.0f : v;
+    }
+  });
+}
+
 }  // namespace horo::kernels::cpu

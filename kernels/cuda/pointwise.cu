@@ -40,6 +40,13 @@ __global__ void accumulate_kernel(int64_t n, const float* x, float* y) {
   HORO_GRID_LOOP(i, n) y[i] += x[i];
 }
 
+__global__ void add_relu_kernel(int64_t n, const float* a, const float* b, float* y) {
+  HORO_GRID_LOOP(i, n) {
+    const float v = a[i] + b[i];
+    y[i] = v < 0.0f ? 0.0f : v;
+  }
+}
+
 // The same Philox stream as the CPU kernel: element i keeps when uniform(seed, offset + i) < 1 - p.
 __global__ void dropout_kernel(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y) {
   const float keep = 1.0f - p, scale = keep > 0.0f ? 1.0f / keep : 0.0f;
@@ -106,6 +113,12 @@ void accumulate(int64_t n, const float* x, float* y) {
   if (n == 0) return;
   accumulate_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, x, y);
   CUDA_CHECK_LAUNCH("accumulate");
+}
+
+void add_relu(int64_t n, const float* a, const float* b, float* y) {
+  if (n == 0) return;
+  add_relu_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, a, b, y);
+  CUDA_CHECK_LAUNCH("add_relu");
 }
 
 void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y) {

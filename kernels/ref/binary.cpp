@@ -20,4 +20,11 @@ void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, 
   }
 }
 
+void add_relu(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = a[i] + b[i];
+    y[i] = v < 0.0f ? 0.0f : v;
+  }
+}
+
 }  // namespace horo::kernels::ref

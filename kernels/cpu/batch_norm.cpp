@@ -1,0 +1,155 @@
+// Batch normalisation on the CPU. Each pass is one sweep over the activations, planes (one image's
+// channel) split over threads; the reductions run per channel, each plane summed in float lanes
+// (a few hundred values) and the planes in double, so a 6 MB activation keeps its digits.
+// Statistics are taken about a per-channel shift (the channel's first value): the sum of squares of
+// x - shift does not cancel catastrophically when the mean is large against the spread.
+#include "kernels/batch_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/parallel.h"
+
+namespace horo::kernels::cpu {
+namespace {
+
+constexpr int64_t kMinValuesPerThread = 1 << 14;
+
+// Runs body(c) for every channel, channels spread over threads when there is enough work.
+template <typename Body>
+void for_channels(const BatchNormShape& s, const Body& body) {
+  parallel_for(s.channels, std::max<int64_t>(1, kMinValuesPerThread / std::max<int64_t>(1, s.count())),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t c = begin; c < end; ++c) body(c);
+               });
+}
+
+// Runs body(c, offset) for every (image, channel) plane, planes spread over threads.
+template <typename Body>
+void for_planes(const BatchNormShape& s, const Body& body) {
+  parallel_for(s.batch * s.channels, std::max<int64_t>(1, kMinValuesPerThread / std::max<int64_t>(1, s.plane)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t i = begin; i < end; ++i) body(i % s.channels, i * s.plane);
+               });
+}
+
+}  // namespace
+
+void batch_norm_stats(const BatchNormShape& s, const float* x, float* mean, float* var) {
+  const int64_t stride = s.channels * s.plane;
+  for_channels(s, [&](int64_t c) {
+    const float shift = x[c * s.plane];
+    double sum = 0.0, squares = 0.0;
+    for (int64_t n = 0; n < s.batch; ++n) {
+      const float* p = x + n * stride + c * s.plane;
+      float plane_sum = 0.0f, plane_squares = 0.0f;
+#pragma omp simd reduction(+ : plane_sum, plane_squares)
+      for (int64_t i = 0; i < s.plane; ++i) {
+        const float d = p[i] - shift;
+        plane_sum += d;
+        plane_squares += d * d;
+      }
+      sum += plane_sum;
+      squares += plane_squares;
+    }
+    const double count = static_cast<double>(s.count()), centred = sum / count;
+    mean[c] = static_cast<float>(shift + centred);
+    var[c] = static_cast<float>(std::max(0.0, squares / count - centred * centred));
+  });
+}
+
+void batch_norm_coefficients(int64_t channels, const float* mean, const float* var, const float* weight,
+                             const float* bias, float eps, float* invstd, float* scale, float* shift) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const double is = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    const double w = weight ? weight[c] : 1.0, b = bias ? bias[c] : 0.0;
+    invstd[c] = static_cast<float>(is);
+    scale[c] = static_cast<float>(w * is);
+    shift[c] = static_cast<float>(b - mean[c] * w * is);
+  }
+}
+
+void batch_norm_update_running(int64_t channels, const float* mean, const float* var, float momentum, float unbias,
+                               float* running_mean, float* running_var) {
+  for (int64_t c = 0; c < channels; ++c) {
+    running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean[c];
+    running_var[c] = (1.0f - momentum) * running_var[c] + momentum * var[c] * unbias;
+  }
+}
+
+void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu,
+                      float* y) {
+  for_planes(s, [&](int64_t c, int64_t offset) {
+    const float a = scale[c], b = shift[c];
+    const float* in = x + offset;
+    float* out = y + offset;
+    if (relu) {
+#pragma omp simd
+      for (int64_t i = 0; i < s.plane; ++i) {
+        const float v = in[i] * a + b;
+        out[i] = v < 0.0f ? 0.0f : v;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < s.plane; ++i) out[i] = in[i] * a + b;
+    }
+  });
+}
+
+void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+                                const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
+  const int64_t stride = s.channels * s.plane;
+  for_channels(s, [&](int64_t c) {
+    const float m = mean[c];
+    double g_total = 0.0, gx_total = 0.0;
+    for (int64_t n = 0; n < s.batch; ++n) {
+      const int64_t offset = n * stride + c * s.plane;
+      const float *xp = x + offset, *gp = dy + offset;
+      float g_sum = 0.0f, gx_sum = 0.0f;
+      if (y) {
+        const float* yp = y + offset;
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+        for (int64_t i = 0; i < s.plane; ++i) {
+          const float g = yp[i] > 0.0f ? gp[i] : 0.0f;
+          g_sum += g;
+          gx_sum += g * (xp[i] - m);
+        }
+      } else {
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+        for (int64_t i = 0; i < s.plane; ++i) {
+          g_sum += gp[i];
+          gx_sum += gp[i] * (xp[i] - m);
+        }
+      }
+      g_total += g_sum;
+      gx_total += gx_sum;
+    }
+    sum_dy[c] = static_cast<float>(g_total);
+    sum_dy_xhat[c] = static_cast<float>(gx_total * invstd[c]);
+  });
+}
+
+void batch_norm_backward_input(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+                               const float* mean, const float* invstd, const float* weight, const float* sum_dy,
+                               const float* sum_dy_xhat, double count, float* dx) {
+  for_planes(s, [&](int64_t c, int64_t offset) {
+    // dx = a * g + b * (x - mean) + d, with a = weight * invstd, b = -a * invstd * sum_dy_xhat / count
+    // and d = -a * sum_dy / count.
+    const float a = static_cast<float>((weight ? weight[c] : 1.0f) * invstd[c]);
+    const float b = sum_dy ? static_cast<float>(-a * invstd[c] * (sum_dy_xhat[c] / count)) : 0.0f;
+    const float d = sum_dy ? static_cast<float>(-a * (sum_dy[c] / count)) : 0.0f;
+    const float m = mean[c];
+    const float *xp = x + offset, *gp = dy + offset;
+    float* out = dx + offset;
+    if (y) {
+      const float* yp = y + offset;
+#pragma omp simd
+      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * (yp[i] > 0.0f ? gp[i] : 0.0f) + b * (xp[i] - m) + d;
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * gp[i] + b * (xp[i] - m) + d;
+    }
+  });
+}
+
+}  // namespace horo::kernels::cpu

@@ -1,0 +1,144 @@
+// Batch normalisation, adaptive pooling and the residual add + ReLU kernels against their naive
+// references in kernels/ref, on random shapes (odd planes, one channel, BatchNorm1d's plane of 1).
+#include <gtest/gtest.h>
+
+#include "kernels/adaptive_pool.h"
+#include "kernels/batch_norm.h"
+#include "kernels/binary.h"
+#include "kernels/parallel.h"
+#include "tests/test_util.h"
+
+namespace horo::kernels {
+namespace {
+
+using horo::testing::normalized_error;
+using horo::testing::random_int;
+using horo::testing::random_values;
+
+constexpr double kTol = 1e-5;
+
+class NormKernelTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { set_num_threads(GetParam()); }
+};
+
+BatchNormShape random_bn_shape(int trial) {
+  BatchNormShape s{.batch = random_int(1, 6), .channels = random_int(1, 9), .plane = random_int(1, 40)};
+  if (trial % 4 == 0) s.plane = 1;                       // BatchNorm1d
+  if (trial % 4 == 1) s.plane = random_int(200, 900);    // image planes, several vector blocks
+  if (s.count() < 2) s.batch = 2;
+  return s;
+}
+
+TEST_P(NormKernelTest, BatchNormForwardMatchesReference) {
+  for (int trial = 0; trial < 24; ++trial) {
+    const BatchNormShape s = random_bn_shape(trial);
+    SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " channels=" << s.channels << " plane=" << s.plane);
+    const int64_t n = s.batch * s.channels * s.plane, c = s.channels;
+    // An offset mean, large against the spread: the statistics must not lose it.
+    const float offset = trial % 3 == 0 ? 300.0f : 0.0f;
+    auto x = random_values(n, offset - 2.0f, offset + 1.0f);
+    std::vector<float> mean(c), var(c), mean_ref(c), var_ref(c);
+    cpu::batch_norm_stats(s, x.data(), mean.data(), var.data());
+    ref::batch_norm_stats(s, x.data(), mean_ref.data(), var_ref.data());
+    EXPECT_LT(normalized_error(mean, mean_ref), kTol);
+    for (int64_t k = 0; k < c; ++k) EXPECT_NEAR(var[k], var_ref[k], 1e-4 * var_ref[k] + 1e-6) << "channel " << k;
+
+    auto weight = random_values(c, 0.5f, 1.5f), bias = random_values(c);
+    const bool affine = trial % 2 == 0;
+    std::vector<float> invstd(c), scale(c), shift(c), invstd_ref(c), scale_ref(c), shift_ref(c);
+    cpu::batch_norm_coefficients(c, mean_ref.data(), var_ref.data(), affine ? weight.data() : nullptr,
+                                 affine ? bias.data() : nullptr, 1e-5f, invstd.data(), scale.data(), shift.data());
+    ref::batch_norm_coefficients(c, mean_ref.data(), var_ref.data(), affine ? weight.data() : nullptr,
+                                 affine ? bias.data() : nullptr, 1e-5f, invstd_ref.data(), scale_ref.data(), shift_ref.data());
+    EXPECT_LT(normalized_error(invstd, invstd_ref), kTol);
+    EXPECT_LT(normalized_error(scale, scale_ref), kTol);
+    EXPECT_LT(normalized_error(shift, shift_ref), kTol);
+
+    for (bool relu : {false, true}) {
+      std::vector<float> y(n), y_ref(n);
+      cpu::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), relu, y.data());
+      ref::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), relu, y_ref.data());
+      EXPECT_LT(normalized_error(y, y_ref), kTol) << "relu " << relu;
+      if (relu) {
+        for (float v : y) ASSERT_GE(v, 0.0f);
+      }
+    }
+
+    auto running_mean = random_values(c), running_var = random_values(c, 0.5f, 2.0f);
+    auto rm_ref = running_mean, rv_ref = running_var;
+    const float unbias = static_cast<float>(s.count()) / static_cast<float>(s.count() - 1);
+    cpu::batch_norm_update_running(c, mean_ref.data(), var_ref.data(), 0.1f, unbias, running_mean.data(), running_var.data());
+    ref::batch_norm_update_running(c, mean_ref.data(), var_ref.data(), 0.1f, unbias, rm_ref.data(), rv_ref.data());
+    EXPECT_LT(normalized_error(running_mean, rm_ref), kTol);
+    EXPECT_LT(normalized_error(running_var, rv_ref), kTol);
+  }
+}
+
+TEST_P(NormKernelTest, BatchNormBackwardMatchesReference) {
+  for (int trial = 0; trial < 24; ++trial) {
+    const BatchNormShape s = random_bn_shape(trial);
+    SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " channels=" << s.channels << " plane=" << s.plane);
+    const int64_t n = s.batch * s.channels * s.plane, c = s.channels;
+    auto x = random_values(n, -1.0f, 2.0f), dy = random_values(n), y = random_values(n);  // y: a ReLU output's sign pattern
+    auto mean = random_values(c), invstd = random_values(c, 0.5f, 2.0f), weight = random_values(c, 0.5f, 1.5f);
+    for (bool with_relu : {false, true}) {
+      const float* yp = with_relu ? y.data() : nullptr;
+      std::vector<float> sum_dy(c), sum_dy_xhat(c), sum_dy_ref(c), sum_dy_xhat_ref(c);
+      cpu::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy.data(), sum_dy_xhat.data());
+      ref::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy_ref.data(),
+                                      sum_dy_xhat_ref.data());
+      EXPECT_LT(normalized_error(sum_dy, sum_dy_ref), kTol) << "relu " << with_relu;
+      EXPECT_LT(normalized_error(sum_dy_xhat, sum_dy_xhat_ref), kTol) << "relu " << with_relu;
+      for (bool batch_stats : {true, false}) {
+        std::vector<float> dx(n), dx_ref(n);
+        const double count = static_cast<double>(s.count()) * (trial % 5 == 0 ? 3 : 1);  // several ranks' worth
+        const float* a = batch_stats ? sum_dy_ref.data() : nullptr;
+        const float* b = batch_stats ? sum_dy_xhat_ref.data() : nullptr;
+        cpu::batch_norm_backward_input(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), weight.data(), a, b, count, dx.data());
+        ref::batch_norm_backward_input(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), weight.data(), a, b, count,
+                                       dx_ref.data());
+        EXPECT_LT(normalized_error(dx, dx_ref), kTol) << "relu " << with_relu << " batch statistics " << batch_stats;
+      }
+    }
+  }
+}
+
+TEST_P(NormKernelTest, AdaptiveAveragePoolingMatchesReference) {
+  for (int trial = 0; trial < 30; ++trial) {
+    AdaptivePool2dShape s{.planes = random_int(1, 9), .in_h = random_int(1, 17), .in_w = random_int(1, 17)};
+    // Global pooling, sizes that divide, and sizes that do not (overlapping windows), even upsampling.
+    s.out_h = trial % 3 == 0 ? 1 : random_int(1, s.in_h + 2);
+    s.out_w = trial % 3 == 0 ? 1 : random_int(1, s.in_w + 2);
+    SCOPED_TRACE(::testing::Message() << s.in_h << "x" << s.in_w << " -> " << s.out_h << "x" << s.out_w);
+    const int64_t in_n = s.planes * s.in_h * s.in_w, out_n = s.planes * s.out_h * s.out_w;
+    auto x = random_values(in_n), g = random_values(out_n);
+    std::vector<float> y(out_n), y_ref(out_n), gx(in_n), gx_ref(in_n);
+    cpu::adaptive_avgpool2d_forward(s, x.data(), y.data());
+    ref::adaptive_avgpool2d_forward(s, x.data(), y_ref.data());
+    EXPECT_LT(normalized_error(y, y_ref), kTol);
+    cpu::adaptive_avgpool2d_backward(s, g.data(), gx.data());
+    ref::adaptive_avgpool2d_backward(s, g.data(), gx_ref.data());
+    EXPECT_LT(normalized_error(gx, gx_ref), kTol);
+  }
+}
+
+TEST_P(NormKernelTest, AddReluMatchesReferenceAndKeepsNaN) {
+  const int64_t n = random_int(1, 100000);
+  auto a = random_values(n), b = random_values(n);
+  a[static_cast<size_t>(n / 2)] = std::nanf("");
+  std::vector<float> y(n), y_ref(n);
+  cpu::add_relu(n, a.data(), b.data(), y.data());
+  ref::add_relu(n, a.data(), b.data(), y_ref.data());
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(y_ref[i])) EXPECT_TRUE(std::isnan(y[i])) << i;
+    else EXPECT_EQ(y[i], y_ref[i]) << i;
+  }
+  EXPECT_TRUE(std::isnan(y[static_cast<size_t>(n / 2)]));
+}
+
+std::string thread_count_name(const ::testing::TestParamInfo<int>& info) { return std::to_string(info.param) + "_threads"; }
+INSTANTIATE_TEST_SUITE_P(Threads, NormKernelTest, ::testing::Values(1, 2, 3), thread_count_name);
+
+}  // namespace
+}  // namespace horo::kernels
