@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages horo builds, tests and trains with. Idempotent: packages already
 # present are skipped, so it costs a second when nothing is missing.
-#   scripts/install-deps.sh            build, test and training dependencies
+#   scripts/install-deps.sh            build, test and training dependencies (python3-torch and
+#                                      python3-torchvision for the PyTorch parity tests)
 #   scripts/install-deps.sh --peers    also the benchmark peers (libtorch-dev)
 set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev procps
   libeigen3-dev libhdf5-dev libprotobuf-dev protobuf-compiler
   libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  dataset-fashion-mnist python3-h5py python3-numpy)
+  dataset-fashion-mnist python3-h5py python3-numpy python3-torch python3-torchvision)
 for arg in "$@"; do
   case "$arg" in
-    --peers) packages+=(libtorch-dev libopenblas0-openmp python3-torch) ;;  # OpenBLAS, so libtorch runs at its best
+    --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
     *) echo "install-deps.sh: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
   esac
 done
