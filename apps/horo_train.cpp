@@ -47,6 +47,8 @@ std::string config_text(const Flags& f) {
   c << "batch: " << f.config.batch << "\nepochs: " << f.config.epochs << "\nseed: " << f.config.seed << "\n";
   if (!f.train_file.empty()) c << "train: \"" << f.train_file << "\"\n";
   if (!f.val_file.empty()) c << "val: \"" << f.val_file << "\"\n";
+  if (f.hflip) c << "hflip: true\n";
+  if (f.crop_padding) c << "crop_padding: " << f.crop_padding << "\n";
   return horo::nn::canonical_train_config(c.str(), "train config");
 }
 
@@ -117,9 +119,27 @@ int main(int argc, char** argv) {
       }
       horo::kernels::cuda::set_device(device.index);
     }
-    if (!config_file.empty()) {
-      // The file's values stand wherever the command line gave none.
-      const auto t = horo::nn::parse_train_config(horo::nn::read_text_file(config_file), config_file);
+    // A resumed run takes its model specification, and the settings no flag gives, from the checkpoint.
+    std::optional<horo::nn::Checkpoint> resumed;
+    if (!f.resume.empty()) {
+      std::string path = f.resume;
+      if (path == "latest") {
+        HORO_CHECK(!f.checkpoint_dir.empty(), horo::ValueError, "--resume latest needs --checkpoint-dir");
+        path = horo::nn::CheckpointDir(f.checkpoint_dir, f.keep).latest();
+        HORO_CHECK(!path.empty(), horo::IOError, f.checkpoint_dir, ": no checkpoint to resume from");
+      }
+      resumed = horo::nn::read_checkpoint(path);
+    }
+
+    std::string config_text_in = config_file.empty() ? "" : horo::nn::read_text_file(config_file);
+    std::string config_source = config_file;
+    if (config_file.empty() && resumed && !resumed->train_config.empty()) {
+      config_text_in = resumed->train_config;
+      config_source = resumed->path + ":train_config";
+    }
+    if (!config_source.empty()) {
+      // The configuration's values stand wherever the command line gave none.
+      const auto t = horo::nn::parse_train_config(config_text_in, config_source);
       auto unset = [&](const char* flag) { return app.count(flag) == 0; };
       if (t.has_optimizer) {
         if (unset("--optimizer")) f.optimizer = t.optimizer;
@@ -139,6 +159,8 @@ int main(int argc, char** argv) {
       if (t.has_seed && unset("--seed")) f.config.seed = t.seed;
       if (!t.train.empty() && unset("--train")) f.train_file = t.train;
       if (!t.val.empty() && unset("--val")) f.val_file = t.val;
+      if (t.has_hflip && unset("--hflip")) f.hflip = t.hflip;
+      if (t.has_crop_padding && unset("--crop-padding")) f.crop_padding = t.crop_padding;
     }
     auto comm = horo::dist::make_communicator_for(gpu);
     rank = comm->rank();
@@ -149,18 +171,6 @@ int main(int argc, char** argv) {
       horo::set_num_threads(std::max(1, horo::get_num_threads() / comm->local_size()));
     if (const char* path = std::getenv("HORO_TIMELINE"); path && *path) horo::dist::Timeline::instance().enable(path, rank, world);
     f.config.device = device;
-
-    // A resumed run takes its model specification from the checkpoint.
-    std::optional<horo::nn::Checkpoint> resumed;
-    if (!f.resume.empty()) {
-      std::string path = f.resume;
-      if (path == "latest") {
-        HORO_CHECK(!f.checkpoint_dir.empty(), horo::ValueError, "--resume latest needs --checkpoint-dir");
-        path = horo::nn::CheckpointDir(f.checkpoint_dir, f.keep).latest();
-        HORO_CHECK(!path.empty(), horo::IOError, f.checkpoint_dir, ": no checkpoint to resume from");
-      }
-      resumed = horo::nn::read_checkpoint(path);
-    }
 
     // Data first: its sample shape and class count shape the model (built-ins take both from the data).
     std::unique_ptr<horo::apps::BatchSource> train_batches;

@@ -223,6 +223,11 @@ TrainSettings parse_train_config(const std::string& text, const std::string& sou
   t.seed = config.seed();
   t.train = config.train();
   t.val = config.val();
+  t.has_hflip = config.has_hflip();
+  t.hflip = config.hflip();
+  t.has_crop_padding = config.has_crop_padding();
+  t.crop_padding = config.crop_padding();
+  HORO_CHECK(t.crop_padding >= 0, ValueError, source, ": crop_padding must be non-negative");
   HORO_CHECK(t.batch > 0 && t.epochs > 0, ValueError, source, ": batch and epochs must be positive");
   return t;
 }

@@ -64,7 +64,10 @@ struct TrainSettings {
   int64_t batch = 64, epochs = 10;
   uint64_t seed = 42;
   std::string train, val;
+  bool hflip = false;
+  int64_t crop_padding = 0;
   bool has_optimizer = false, has_schedule = false, has_batch = false, has_epochs = false, has_seed = false;
+  bool has_hflip = false, has_crop_padding = false;
 };
 TrainSettings parse_train_config(const std::string& text, const std::string& source);
 
