@@ -5,6 +5,7 @@
 
 #include "kernels/device.h"
 #include "nn/models.h"
+#include "nn/norm.h"
 #include "nn/optim.h"
 #include "tests/test_util.h"
 
@@ -134,6 +135,78 @@ TEST(CudaParity, OptimizerUpdates) {
     }
     EXPECT_LT(normalized_error(p_gpu.to_vector(), p_cpu.to_vector()), 1e-6) << (kind ? "adam" : "sgd");
   }
+}
+
+TEST(CudaParity, BatchNormTrainingAndEvaluationWithAndWithoutRelu) {
+  SKIP_WITHOUT_GPU();
+  for (const Shape& shape : {Shape{random_int(2, 9), random_int(1, 33), random_int(1, 29), random_int(1, 31)},
+                             Shape{random_int(2, 70), random_int(1, 300)}}) {
+    const int64_t c = shape[1];
+    for (bool training : {true, false}) {
+      for (bool relu : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << shape_str(shape) << " training " << training << " relu " << relu);
+        const Tensor rm = random_tensor({c}), rv = random_tensor({c}, 0.5f, 2.0f);
+        Tensor rm_cpu = rm.clone(), rv_cpu = rv.clone(), rm_gpu = rm.to(kGpu), rv_gpu = rv.to(kGpu);
+        expect_parity([&](const std::vector<Tensor>& v) {
+                        const bool gpu = v[0].device().is_cuda();
+                        return F::batch_norm(v[0], gpu ? rm_gpu : rm_cpu, gpu ? rv_gpu : rv_cpu, v[1], v[2],
+                                             {.training = training, .relu = relu});
+                      },
+                      {random_tensor(shape, -1, 3), random_tensor({c}, 0.5f, 1.5f), random_tensor({c})});
+        EXPECT_LT(normalized_error(rm_gpu.to_vector(), rm_cpu.to_vector()), 1e-5) << "running_mean";
+        EXPECT_LT(normalized_error(rv_gpu.to_vector(), rv_cpu.to_vector()), 1e-5) << "running_var";
+      }
+    }
+  }
+  nn::BatchNorm2d bn({.features = 3});
+  bn.to(kGpu);
+  bn(random_tensor({4, 3, 5, 5}).to(kGpu));
+  EXPECT_EQ(bn.num_batches_tracked.to(Device::cpu()).data<int64_t>()[0], 1);
+}
+
+TEST(CudaParity, AdaptivePoolingCatAndAddRelu) {
+  SKIP_WITHOUT_GPU();
+  const Shape shape{random_int(1, 7), random_int(1, 9), random_int(3, 27), random_int(3, 25)};
+  for (auto [oh, ow] : {std::pair<int64_t, int64_t>{1, 1}, {3, 2}, {shape[2] + 1, 5}}) {
+    expect_parity([oh, ow](const std::vector<Tensor>& v) { return F::adaptive_avg_pool2d(v[0], oh, ow); }, {random_tensor(shape)});
+  }
+  for (int64_t dim : {0, 1, 3}) {
+    Shape other = shape;
+    other[static_cast<size_t>(dim)] = random_int(1, 5);
+    expect_parity([dim](const std::vector<Tensor>& v) { return F::cat({v[0], v[1]}, dim); }, {random_tensor(shape), random_tensor(other)});
+  }
+  expect_parity([](const std::vector<Tensor>& v) { return F::add_relu(v[0], v[1]); }, {random_tensor(shape), random_tensor(shape)});
+}
+
+// W5's layers on both devices from the same seed: 30 SGD steps of resnet20 stay close, and the
+// running statistics with them.
+TEST(CudaTraining, ResNet20LossesAndRunningStatisticsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  auto run = [](Device device, std::vector<float>& buffers) {
+    manual_seed(4);
+    auto model = nn::make_model("resnet20", 10);
+    model->to(device);
+    optim::SGD opt(model->parameters(), {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = true});
+    std::vector<float> losses;
+    for (int step = 0; step < 30; ++step) {
+      const Tensor x = Tensor::normal({32, 1, 28, 28}, 0, 1, 200 + static_cast<uint64_t>(step));
+      std::vector<int64_t> labels(32);
+      for (int i = 0; i < 32; ++i) labels[i] = (i * 3 + step) % 10;
+      const Tensor loss = F::cross_entropy((*model)(x.to(device)), Tensor::from_vector(labels, {32}).to(device));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      losses.push_back(loss.item());
+    }
+    for (const auto& [name, b] : model->named_buffers()) {
+      if (b.dtype() == DType::Float32) for (float v : b.to_vector()) buffers.push_back(v);
+    }
+    return losses;
+  };
+  std::vector<float> buffers_cpu, buffers_gpu;
+  const auto cpu = run(Device::cpu(), buffers_cpu), gpu = run(kGpu, buffers_gpu);
+  for (size_t i = 0; i < cpu.size(); i += 5) EXPECT_NEAR(gpu[i], cpu[i], 0.02 + 0.02 * std::fabs(cpu[i])) << "step " << i;
+  EXPECT_LT(normalized_error(buffers_gpu, buffers_cpu), 0.05);
 }
 
 // W1 for 200 steps from the same seed on both devices: the losses stay close.
