@@ -66,6 +66,27 @@ void BM_conv(benchmark::State& state, Device d) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
+// W5's 3x3 stride-1 convolutions (padding 1, no bias) at its training batch (128): stage 1 (16 -> 16
+// channels, 28x28), 2 (32 -> 32, 14x14) and 3 (64 -> 64, 7x7). Passes: 0 forward, 1 input gradient,
+// 2 weight gradient. GFLOP/s counts the convolution's multiply-adds (2 per weight per output cell).
+void BM_conv_w5(benchmark::State& state, Device d) {
+  const int64_t batch = 128, stage = state.range(0), pass = state.range(1);
+  const int64_t c = 16 << (stage - 1), side = 28 >> (stage - 1);
+  const horo::ops::Conv2dParams p{.pad_h = 1, .pad_w = 1};
+  const Tensor x = Tensor::uniform({batch, c, side, side}, -1, 1, 1).to(d), w = Tensor::uniform({c, c, 3, 3}, -0.3f, 0.3f, 2).to(d);
+  const Tensor g = Tensor::uniform({batch, c, side, side}, -1, 1, 3).to(d);
+  for (auto _ : state) {
+    switch (pass) {
+      case 0: benchmark::DoNotOptimize(horo::ops::conv2d(x, w, Tensor(), p)); break;
+      case 1: benchmark::DoNotOptimize(horo::ops::conv2d_backward_input(g, w, x.shape(), p)); break;
+      case 2: benchmark::DoNotOptimize(horo::ops::conv2d_backward_weight(x, g, w.shape(), false, p)); break;
+    }
+    sync(d);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * c * c * 9 * side * side, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
 // Memory-bound ops on a 64 MiB float tensor: bytes read and written per second.
 void BM_memory(benchmark::State& state, Device d) {
   const int64_t n = int64_t{16} << 20;
@@ -90,6 +111,8 @@ void register_all(const char* prefix, Device d) {
       ->Args({256, 128, 1600})->Args({256, 1600, 128})->Args({1600, 128, 256})->Args({2048, 2048, 2048})->UseRealTime();
   benchmark::RegisterBenchmark((p + "/conv_w1").c_str(), BM_conv, d)
       ->ArgNames({"layer", "pass"})->ArgsProduct({{1, 2}, {0, 1, 2, 3, 4}})->UseRealTime();
+  benchmark::RegisterBenchmark((p + "/conv_w5").c_str(), BM_conv_w5, d)
+      ->ArgNames({"stage", "pass"})->ArgsProduct({{1, 2, 3}, {0, 1, 2}})->UseRealTime();
   benchmark::RegisterBenchmark((p + "/memory_64MiB").c_str(), BM_memory, d)->ArgNames({"relu0_add1_maxpool2_copy3"})
       ->DenseRange(0, 3)->UseRealTime();
 }

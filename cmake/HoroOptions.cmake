@@ -21,6 +21,7 @@ find_package(ZLIB REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(CLI11 REQUIRED)
 find_package(Protobuf REQUIRED)
+find_package(hwy REQUIRED)  # Highway: portable SIMD for the CPU kernels (Debian's libhwy-dev)
 
 # Resolves an AUTO/ON/OFF option against whether the dependency was found.
 function(horo_resolve_option name found)

@@ -5,6 +5,7 @@
 #include "kernels/cpu/conv_image.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/cpu/simd.h"
@@ -121,8 +122,10 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
 }  // namespace
 
 float* thread_buffer(std::vector<float>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
-  return buffer.data();
+  constexpr int64_t kAlign = 16;  // floats: 64 bytes, a cache line and an AVX-512 vector
+  if (static_cast<int64_t>(buffer.size()) < size + kAlign) buffer.resize(static_cast<size_t>(size + kAlign));
+  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
+  return reinterpret_cast<float*>((address + 63) & ~uintptr_t{63});
 }
 
 float* thread_columns(const Conv2dShape& s) {
@@ -164,6 +167,7 @@ void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image,
 
 void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                     float* output) {
+  if (conv_direct_applies(s)) return conv2d_forward_direct(s, input, weight, bias, output);
   const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
     float* col = thread_columns(s);
@@ -175,6 +179,7 @@ void conv2d_forward(const Conv2dShape& s, const float* input, const float* weigh
 
 void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight,
                            float* grad_input) {
+  if (conv_direct_applies(s)) return conv2d_backward_input_direct(s, grad_output, weight, grad_input);
   const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
     float* col = thread_columns(s);
@@ -186,6 +191,7 @@ void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias) {
+  if (conv_direct_applies(s)) return conv2d_backward_weight_direct(s, input, grad_output, grad_weight, grad_bias);
   const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   for_each_image_accumulating(s, grad_weight, grad_bias, [&](int64_t n, float* acc_weight, float* acc_bias) {
     conv_image_accumulate_weight_grad(s, input + n * image_size, grad_output + n * out_size, acc_weight, acc_bias,

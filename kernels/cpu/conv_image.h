@@ -13,7 +13,7 @@ namespace horo::kernels::cpu {
 
 inline int64_t patch_size(const Conv2dShape& s) { return s.in_channels * s.kernel_h * s.kernel_w; }
 
-// A per-thread scratch buffer of at least `size` floats, kept between calls.
+// A per-thread scratch buffer of at least `size` floats, 64-byte aligned, kept between calls.
 float* thread_buffer(std::vector<float>& buffer, int64_t size);
 // This thread's im2col buffer for shape s.
 float* thread_columns(const Conv2dShape& s);
@@ -34,6 +34,16 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
                                        const float* bias, float* out);
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
+
+// Direct 3x3 stride-1 convolutions on zero-padded images (conv_padded.cpp), whole batches: used
+// wherever conv_direct_applies(s) (any padding up to 2, no dilation).
+bool conv_direct_applies(const Conv2dShape& s);
+void conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
+                           float* output);
+void conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output, const float* weight,
+                                  float* grad_input);
+void conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
+                                   float* grad_weight, float* grad_bias);
 
 // Runs visit(n, acc_weight, acc_bias) for every image n, images spread over the threads, each thread
 // accumulating into its own zeroed partial sums, which are then added into grad_weight and grad_bias
