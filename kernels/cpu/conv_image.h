@@ -35,14 +35,15 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
 
-// Direct 3x3 stride-1 convolutions on zero-padded images (conv_padded.cpp), whole batches: used
-// wherever conv_direct_applies(s) (any padding up to 2, no dilation).
+// Direct 3x3 stride-1 convolutions on zero-padded images (conv_padded.cpp), whole batches: any
+// padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle
+// (or whose channels would fill too little of a vector to beat im2col).
 bool conv_direct_applies(const Conv2dShape& s);
-void conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
+bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                            float* output);
-void conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output, const float* weight,
+bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output, const float* weight,
                                   float* grad_input);
-void conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
+bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias);
 
 // Runs visit(n, acc_weight, acc_bias) for every image n, images spread over the threads, each thread

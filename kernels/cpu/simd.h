@@ -89,4 +89,38 @@ inline float sum(const float* x, int64_t n) {
 #endif
 }
 
+// Transposes a 16 x 16 block: dst[c * dst_stride + r] = src[r * src_stride + c] for r, c < 16.
+inline void transpose16x16(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+#if defined(__AVX512F__)
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows: 2x2 blocks of singles
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // 4x4 blocks (pairs of doubles)
+    for (int j = 0; j < 2; ++j) {
+      r[i + j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+      r[i + j + 2] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+    }
+  }
+  for (int i = 0; i < 16; i += 8) {  // 128-bit lanes of row groups 0-3 with 4-7
+    for (int j = 0; j < 4; ++j) {
+      t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+      t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+    }
+  }
+  for (int j = 0; j < 8; ++j) {  // and of row groups 0-7 with 8-15
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+  }
+  // r[k] now holds column order(k): the shuffles leave the columns permuted.
+  static constexpr int kColumn[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+  for (int k = 0; k < 16; ++k) _mm512_storeu_ps(dst + kColumn[k] * dst_stride, r[k]);
+#else
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+#endif
+}
+
 }  // namespace horo::kernels::cpu::simd
