@@ -62,19 +62,12 @@ Geometry geometry(const Conv2dShape& s) {
   return g;
 }
 
-// Copies an image [channels, h, w] into padded planes (zeros around).
+// Copies an image [channels, h, w] into the interiors of padded planes whose borders are zero (the
+// buffer is zeroed once per call and only interiors are written after that).
 void pad_image(const float* image, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
                const Geometry& g, float* padded) {
   for (int64_t c = 0; c < channels; ++c) {
-    float* plane = padded + c * g.plane;
-    std::fill(plane, plane + pad_h * g.wp, 0.0f);
-    for (int64_t r = 0; r < h; ++r) {
-      float* row = plane + (r + pad_h) * g.wp;
-      std::fill(row, row + pad_w, 0.0f);
-      simd::copy(image + (c * h + r) * w, w, row + pad_w);
-      std::fill(row + pad_w + w, row + g.wp, 0.0f);
-    }
-    std::fill(plane + (h + pad_h) * g.wp, plane + g.plane, 0.0f);
+    simd::copy_rows(image + c * h * w, w, padded + c * g.plane + pad_h * g.wp + pad_w, g.wp, h, w);
   }
 }
 
@@ -195,6 +188,7 @@ void direct_forward(const Conv2dShape& s, const float* input, const float* weigh
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> padded_buffer, block_buffer;
     float* padded = thread_buffer(padded_buffer, s.in_channels * g.plane);
+    std::fill(padded, padded + s.in_channels * g.plane, 0.0f);  // the borders, for every image of the call
     float* block = thread_buffer(block_buffer, 32 * 2 * lanes());
     for (int64_t b = begin; b < end; ++b) {
       pad_image(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, g, padded);
@@ -322,6 +316,7 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
       float* acc = accs + t * acc_size;
       const int64_t first = s.batch * t / threads, last = s.batch * (t + 1) / threads;
       float* padded = thread_buffer(padded_buffer, chunk * image_padded);
+      std::fill(padded, padded + chunk * image_padded, 0.0f);  // the borders, for every image of the call
       float* grad_t = thread_buffer(grad_buffer, chunk * image_grad);
       for (int64_t b = first; b < last; b += chunk) {
         const int64_t images = std::min(chunk, last - b);

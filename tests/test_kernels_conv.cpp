@@ -1,0 +1,62 @@
+// The direct 3x3 stride-1 convolution kernels (kernels/cpu/conv_padded.cpp) against the naive
+// reference, on the shapes that exercise them: channel counts below, at and past a vector (1, 3, 8,
+// 16, 17, 33, 64), planes from 1x1 to 30 wide, padding 0, 1 and 2, 1 to 3 threads.
+#include <gtest/gtest.h>
+
+#include "kernels/conv2d.h"
+#include "kernels/parallel.h"
+#include "tests/test_util.h"
+
+namespace horo::kernels {
+namespace {
+
+using horo::testing::normalized_error;
+using horo::testing::random_int;
+using horo::testing::random_values;
+
+class DirectConvTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { set_num_threads(GetParam()); }
+};
+
+TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
+  const int64_t channel_choices[] = {1, 3, 8, 16, 17, 33, 64};
+  for (int trial = 0; trial < 24; ++trial) {
+    Conv2dShape s{.batch = random_int(1, 5), .kernel_h = 3, .kernel_w = 3};
+    s.in_channels = channel_choices[random_int(0, 6)];
+    s.out_channels = channel_choices[random_int(0, 6)];
+    s.pad_h = random_int(0, 2);
+    s.pad_w = trial % 4 == 0 ? random_int(0, 2) : s.pad_h;
+    s.in_h = random_int(std::max<int64_t>(1, 3 - 2 * s.pad_h), trial % 3 == 0 ? 30 : 9);
+    s.in_w = random_int(std::max<int64_t>(1, 3 - 2 * s.pad_w), trial % 3 == 0 ? 30 : 9);
+    if (trial == 0) s = {.batch = 4, .in_channels = 16, .in_h = 28, .in_w = 28, .out_channels = 16, .kernel_h = 3,
+                         .kernel_w = 3, .pad_h = 1, .pad_w = 1};  // W5's first stage
+    SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " cin=" << s.in_channels << " cout=" << s.out_channels
+                                      << " in=" << s.in_h << "x" << s.in_w << " pad=" << s.pad_h << "," << s.pad_w);
+    const int64_t in_n = s.batch * s.in_channels * s.in_h * s.in_w, w_n = s.out_channels * s.in_channels * 9;
+    const int64_t out_n = s.batch * s.out_channels * s.out_h() * s.out_w();
+    auto x = random_values(in_n), w = random_values(w_n), b = random_values(s.out_channels), g = random_values(out_n);
+    const bool with_bias = trial % 2 == 0;
+    std::vector<float> y(out_n), y_ref(out_n);
+    cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data());
+    ref::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y_ref.data());
+    EXPECT_LT(normalized_error(y, y_ref), 1e-5) << "forward";
+    std::vector<float> gx(in_n), gx_ref(in_n);
+    cpu::conv2d_backward_input(s, g.data(), w.data(), gx.data());
+    ref::conv2d_backward_input(s, g.data(), w.data(), gx_ref.data());
+    EXPECT_LT(normalized_error(gx, gx_ref), 1e-5) << "input gradient";
+    std::vector<float> gw(w_n), gw_ref(w_n), gb(s.out_channels), gb_ref(s.out_channels);
+    cpu::conv2d_backward_weight(s, x.data(), g.data(), gw.data(), with_bias ? gb.data() : nullptr);
+    ref::conv2d_backward_weight(s, x.data(), g.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
+    EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+    if (with_bias) {
+      EXPECT_LT(normalized_error(gb, gb_ref), 1e-5) << "bias gradient";
+    }
+  }
+}
+
+std::string thread_count_name(const ::testing::TestParamInfo<int>& info) { return std::to_string(info.param) + "_threads"; }
+INSTANTIATE_TEST_SUITE_P(Threads, DirectConvTest, ::testing::Values(1, 2, 3), thread_count_name);
+
+}  // namespace
+}  // namespace horo::kernels
