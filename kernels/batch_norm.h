@@ -10,9 +10,10 @@
 //  batch_norm_update_running: running = (1 - momentum) * running + momentum * batch value, the batch
 //                             variance multiplied by `unbias` (count / (count - 1)) first.
 //  batch_norm_apply:          y = x * scale[c] + shift[c], then max(y, 0) when relu (a NaN stays a NaN).
-//  batch_norm_backward_reduce: with g = dy (or dy where y > 0, when y, the fused ReLU's output, is
-//                             given) and xhat = (x - mean) * invstd: sum_dy[c] = sum of g and
-//                             sum_dy_xhat[c] = sum of g * xhat.
+//  batch_norm_backward_reduce: with g = dy (or, after a fused ReLU, dy where the forward pass's
+//                             x * scale[c] + shift[c] was positive: the mask recomputed from x, so the
+//                             output need not be read) and xhat = (x - mean) * invstd: sum_dy[c] =
+//                             sum of g and sum_dy_xhat[c] = sum of g * xhat.
 //  batch_norm_backward_input: dx = weight * invstd * (g - sum_dy / count - xhat * sum_dy_xhat / count),
 //                             `count` being the values per channel over every rank that contributed to
 //                             the statistics; with null sums (running statistics, constants) dx = weight * invstd * g.
@@ -21,6 +22,12 @@
 #include <cstdint>
 
 namespace horo::kernels {
+
+// The forward pass's coefficients when a ReLU was fused after the normalisation; null: no ReLU.
+struct ReluMask {
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+};
 
 struct BatchNormShape {
   int64_t batch = 1, channels = 1, plane = 1;  // plane: H * W (1 for BatchNorm1d)
@@ -35,9 +42,9 @@ struct BatchNormShape {
                                  float unbias, float* running_mean, float* running_var);                          \
   void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu, \
                         float* y);                                                                                \
-  void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const float* y, const float* dy,        \
+  void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,       \
                                   const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat);     \
-  void batch_norm_backward_input(const BatchNormShape& s, const float* x, const float* y, const float* dy,         \
+  void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,        \
                                  const float* mean, const float* invstd, const float* weight, const float* sum_dy, \
                                  const float* sum_dy_xhat, double count, float* dx);
 

@@ -124,7 +124,14 @@ void backward(const Tensor& root, const Tensor& grad_output, bool retain_graph) 
       if (!next) continue;
       if (i < input_grads.size() && input_grads[i].defined()) {
         auto [it, inserted] = incoming.try_emplace(next, input_grads[i]);
-        if (!inserted) it->second = ops::binary(kernels::Binary::Add, it->second, input_grads[i]);
+        if (!inserted) {
+          // Gradients meeting along several paths (a residual block's input) are summed in place when
+          // nothing else holds the first one's memory, else into a new tensor.
+          Tensor& sum = it->second;
+          const bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1;
+          if (sole_owner && sum.shape() == input_grads[i].shape()) ops::accumulate(sum, input_grads[i]);
+          else sum = ops::binary(kernels::Binary::Add, sum, input_grads[i]);
+        }
       }
       if (--pending[next] == 0) ready.push_back(next);
     }

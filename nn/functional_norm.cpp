@@ -53,12 +53,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   // were then (copied, since training later updates them in place).
   if (!args.training) mean = mean.clone();
   return record(out, {&x, &weight, &bias}, args.relu ? "batch_norm_relu" : "batch_norm",
-                [x = saved(x), y = args.relu ? saved(out) : Tensor(), w = saved(weight), mean, invstd = k.invstd,
+                [x = saved(x), scale = args.relu ? k.scale : Tensor(), shift = args.relu ? k.shift : Tensor(),
+                 w = saved(weight), mean, invstd = k.invstd,
                  training = args.training, sync = args.sync, count](const Tensor& g, const Node& node) -> std::vector<Tensor> {
                   Tensor gx, gw, gb;
                   const bool input_grad = node.needs_input_grad(0);
                   if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
-                    auto [sum_dy, sum_dy_xhat] = ops::batch_norm_backward_reduce(x, y, g, mean, invstd);
+                    auto [sum_dy, sum_dy_xhat] = ops::batch_norm_backward_reduce(x, scale, shift, g, mean, invstd);
                     // The parameters' gradients are this process's sums (the gradient reducer averages them).
                     if (node.needs_input_grad(1)) gw = sum_dy_xhat;
                     if (node.needs_input_grad(2)) gb = sum_dy;
@@ -69,11 +70,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                         total_dy_xhat = sum_dy_xhat.clone();
                         sync->reduce_gradient_sums(total_dy, total_dy_xhat);
                       }
-                      gx = ops::batch_norm_backward_input(x, y, g, mean, invstd, w, total_dy, total_dy_xhat,
+                      gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, total_dy, total_dy_xhat,
                                                           static_cast<double>(count));
                     }
                   }
-                  if (!training && input_grad) gx = ops::batch_norm_backward_input(x, y, g, mean, invstd, w, Tensor(), Tensor(), 1.0);
+                  if (!training && input_grad) {
+                    gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, Tensor(), Tensor(), 1.0);
+                  }
                   return {gx, gw, gb};
                 });
 }

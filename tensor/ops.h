@@ -69,12 +69,13 @@ void batch_norm_update_running(const Tensor& mean, const Tensor& var, float mome
                                Tensor& running_var);
 // x * scale[c] + shift[c], then ReLU when relu.
 Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu);
-// (sum_dy, sum_dy_xhat) per channel; y, the fused ReLU's output, masks dy when defined.
-std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
-                                                     const Tensor& invstd);
+// (sum_dy, sum_dy_xhat) per channel. relu_scale and relu_shift (the forward pass's coefficients),
+// when defined, mask dy where a fused ReLU cut the output to 0.
+std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift,
+                                                     const Tensor& dy, const Tensor& mean, const Tensor& invstd);
 // The input gradient; sum_dy and sum_dy_xhat undefined when the statistics were constants (eval mode).
-Tensor batch_norm_backward_input(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
-                                 const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
+Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
+                                 const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
                                  const Tensor& sum_dy_xhat, double count);
 
 // counter[0] += by for an int64 scalar on any device (BatchNorm's num_batches_tracked).

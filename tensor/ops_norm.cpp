@@ -97,25 +97,28 @@ Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shif
   return y;
 }
 
-std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
-                                                     const Tensor& invstd) {
+std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift,
+                                                     const Tensor& dy, const Tensor& mean, const Tensor& invstd) {
   const auto s = bn_shape(x, "batch_norm backward");
   check_shape(dy, x.shape(), "batch_norm backward: grad_output");
-  if (y.defined()) check_shape(y, x.shape(), "batch_norm backward: output");
+  check_channels(relu_scale, s.channels, "batch_norm backward: scale");
+  check_channels(relu_shift, s.channels, "batch_norm backward: shift");
   Tensor sum_dy = Tensor::empty({s.channels}, DType::Float32, x.device());
   Tensor sum_dy_xhat = Tensor::empty({s.channels}, DType::Float32, x.device());
-  HORO_DISPATCH(x.device(), batch_norm_backward_reduce, s, x.data<float>(), ptr(y), dy.data<float>(), mean.data<float>(),
+  HORO_DISPATCH(x.device(), batch_norm_backward_reduce, s, x.data<float>(), kernels::ReluMask{ptr(relu_scale), ptr(relu_shift)},
+                dy.data<float>(), mean.data<float>(),
                 invstd.data<float>(), sum_dy.data<float>(), sum_dy_xhat.data<float>());
   return {sum_dy, sum_dy_xhat};
 }
 
-Tensor batch_norm_backward_input(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
-                                 const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
+Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
+                                 const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
                                  const Tensor& sum_dy_xhat, double count) {
   const auto s = bn_shape(x, "batch_norm backward");
   check_shape(dy, x.shape(), "batch_norm backward: grad_output");
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  HORO_DISPATCH(x.device(), batch_norm_backward_input, s, x.data<float>(), ptr(y), dy.data<float>(), mean.data<float>(),
+  HORO_DISPATCH(x.device(), batch_norm_backward_input, s, x.data<float>(), kernels::ReluMask{ptr(relu_scale), ptr(relu_shift)},
+                dy.data<float>(), mean.data<float>(),
                 invstd.data<float>(), ptr(weight), ptr(sum_dy), ptr(sum_dy_xhat), count, dx.data<float>());
   return dx;
 }

@@ -80,10 +80,11 @@ TEST_P(NormKernelTest, BatchNormBackwardMatchesReference) {
     const BatchNormShape s = random_bn_shape(trial);
     SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " channels=" << s.channels << " plane=" << s.plane);
     const int64_t n = s.batch * s.channels * s.plane, c = s.channels;
-    auto x = random_values(n, -1.0f, 2.0f), dy = random_values(n), y = random_values(n);  // y: a ReLU output's sign pattern
+    auto x = random_values(n, -1.0f, 2.0f), dy = random_values(n);
     auto mean = random_values(c), invstd = random_values(c, 0.5f, 2.0f), weight = random_values(c, 0.5f, 1.5f);
+    auto scale = random_values(c, -1.5f, 1.5f), shift = random_values(c);  // a fused ReLU's coefficients
     for (bool with_relu : {false, true}) {
-      const float* yp = with_relu ? y.data() : nullptr;
+      const ReluMask yp = with_relu ? ReluMask{scale.data(), shift.data()} : ReluMask{};
       std::vector<float> sum_dy(c), sum_dy_xhat(c), sum_dy_ref(c), sum_dy_xhat_ref(c);
       cpu::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy.data(), sum_dy_xhat.data());
       ref::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy_ref.data(),

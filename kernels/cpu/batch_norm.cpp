@@ -96,7 +96,7 @@ void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scal
   });
 }
 
-void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                 const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
   const int64_t stride = s.channels * s.plane;
   for_channels(s, [&](int64_t c) {
@@ -106,11 +106,11 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const f
       const int64_t offset = n * stride + c * s.plane;
       const float *xp = x + offset, *gp = dy + offset;
       float g_sum = 0.0f, gx_sum = 0.0f;
-      if (y) {
-        const float* yp = y + offset;
+      if (relu.scale) {
+        const float a = relu.scale[c], b = relu.shift[c];
 #pragma omp simd reduction(+ : g_sum, gx_sum)
         for (int64_t i = 0; i < s.plane; ++i) {
-          const float g = yp[i] > 0.0f ? gp[i] : 0.0f;
+          const float g = xp[i] * a + b > 0.0f ? gp[i] : 0.0f;
           g_sum += g;
           gx_sum += g * (xp[i] - m);
         }
@@ -129,7 +129,7 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const f
   });
 }
 
-void batch_norm_backward_input(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                const float* mean, const float* invstd, const float* weight, const float* sum_dy,
                                const float* sum_dy_xhat, double count, float* dx) {
   for_planes(s, [&](int64_t c, int64_t offset) {
@@ -141,10 +141,10 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, const fl
     const float m = mean[c];
     const float *xp = x + offset, *gp = dy + offset;
     float* out = dx + offset;
-    if (y) {
-      const float* yp = y + offset;
+    if (relu.scale) {
+      const float ra = relu.scale[c], rb = relu.shift[c];
 #pragma omp simd
-      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * (yp[i] > 0.0f ? gp[i] : 0.0f) + b * (xp[i] - m) + d;
+      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * (xp[i] * ra + rb > 0.0f ? gp[i] : 0.0f) + b * (xp[i] - m) + d;
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < s.plane; ++i) out[i] = a * gp[i] + b * (xp[i] - m) + d;

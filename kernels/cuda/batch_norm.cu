@@ -78,14 +78,14 @@ __global__ void apply_kernel(BatchNormShape s, const float* x, const float* scal
   }
 }
 
-__global__ void backward_reduce_kernel(BatchNormShape s, const float* x, const float* y, const float* dy,
+__global__ void backward_reduce_kernel(BatchNormShape s, const float* x, ReluMask relu, const float* dy,
                                        const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
   const int64_t c = blockIdx.x, count = s.count();
   const float m = mean[c];
   double g_sum = 0.0, gx_sum = 0.0;
   for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
     const int64_t i = channel_index(s, c, j);
-    const float g = y && !(y[i] > 0.0f) ? 0.0f : dy[i];
+    const float g = relu.scale && !(x[i] * relu.scale[c] + relu.shift[c] > 0.0f) ? 0.0f : dy[i];
     g_sum += g;
     gx_sum += static_cast<double>(g) * (x[i] - m);
   }
@@ -96,14 +96,14 @@ __global__ void backward_reduce_kernel(BatchNormShape s, const float* x, const f
   }
 }
 
-__global__ void backward_input_kernel(BatchNormShape s, const float* x, const float* y, const float* dy,
+__global__ void backward_input_kernel(BatchNormShape s, const float* x, ReluMask relu, const float* dy,
                                       const float* mean, const float* invstd, const float* weight, const float* sum_dy,
                                       const float* sum_dy_xhat, double count, float* dx) {
   const int64_t n = s.batch * s.channels * s.plane;
   HORO_GRID_LOOP(i, n) {
     const int64_t c = (i / s.plane) % s.channels;
     const float a = (weight ? weight[c] : 1.0f) * invstd[c];
-    float g = y && !(y[i] > 0.0f) ? 0.0f : dy[i];
+    float g = relu.scale && !(x[i] * relu.scale[c] + relu.shift[c] > 0.0f) ? 0.0f : dy[i];
     if (sum_dy) {
       const float b = static_cast<float>(-a * invstd[c] * (sum_dy_xhat[c] / count));
       const float d = static_cast<float>(-a * (sum_dy[c] / count));
@@ -148,20 +148,20 @@ void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scal
   CUDA_CHECK_LAUNCH("batch_norm");
 }
 
-void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                 const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
   if (s.channels == 0) return;
-  backward_reduce_kernel<<<static_cast<unsigned>(s.channels), kThreads, 0, stream()>>>(s, x, y, dy, mean, invstd,
+  backward_reduce_kernel<<<static_cast<unsigned>(s.channels), kThreads, 0, stream()>>>(s, x, relu, dy, mean, invstd,
                                                                                          sum_dy, sum_dy_xhat);
   CUDA_CHECK_LAUNCH("batch_norm backward sums");
 }
 
-void batch_norm_backward_input(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                const float* mean, const float* invstd, const float* weight, const float* sum_dy,
                                const float* sum_dy_xhat, double count, float* dx) {
   const int64_t n = s.batch * s.channels * s.plane;
   if (n == 0) return;
-  backward_input_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(s, x, y, dy, mean, invstd, weight, sum_dy,
+  backward_input_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(s, x, relu, dy, mean, invstd, weight, sum_dy,
                                                                   sum_dy_xhat, count, dx);
   CUDA_CHECK_LAUNCH("batch_norm backward");
 }

@@ -15,8 +15,8 @@ void for_each(const BatchNormShape& s, const Visit& visit) {
       for (int64_t p = 0; p < s.plane; ++p) visit(c, (n * s.channels + c) * s.plane + p);
 }
 
-double gradient(const float* y, const float* dy, int64_t i) {
-  return y && !(y[i] > 0.0f) ? 0.0 : static_cast<double>(dy[i]);
+double gradient(const ReluMask& relu, const float* x, const float* dy, int64_t c, int64_t i) {
+  return relu.scale && !(x[i] * relu.scale[c] + relu.shift[c] > 0.0f) ? 0.0 : static_cast<double>(dy[i]);
 }
 
 }  // namespace
@@ -62,11 +62,11 @@ void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scal
   });
 }
 
-void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                 const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
   std::vector<double> g_sum(static_cast<size_t>(s.channels)), gx_sum(static_cast<size_t>(s.channels));
   for_each(s, [&](int64_t c, int64_t i) {
-    const double g = gradient(y, dy, i);
+    const double g = gradient(relu, x, dy, c, i);
     g_sum[c] += g;
     gx_sum[c] += g * (x[i] - static_cast<double>(mean[c])) * invstd[c];
   });
@@ -76,11 +76,11 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, const f
   }
 }
 
-void batch_norm_backward_input(const BatchNormShape& s, const float* x, const float* y, const float* dy,
+void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                const float* mean, const float* invstd, const float* weight, const float* sum_dy,
                                const float* sum_dy_xhat, double count, float* dx) {
   for_each(s, [&](int64_t c, int64_t i) {
-    double g = gradient(y, dy, i);
+    double g = gradient(relu, x, dy, c, i);
     if (sum_dy) {
       const double xhat = (x[i] - static_cast<double>(mean[c])) * invstd[c];
       g -= sum_dy[c] / count + xhat * sum_dy_xhat[c] / count;
