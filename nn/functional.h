@@ -18,6 +18,11 @@ using ops::Pool2dParams;
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p = {});
+// conv2d (differentiable) together with the per-channel mean and biased variance of its output (plain
+// tensors), computed in the same pass on the CPU: what a BatchNorm after it needs. `shift` (per
+// channel, e.g. the BatchNorm's running mean) keeps the variance's digits. Returns (output, mean, var).
+std::tuple<Tensor, Tensor, Tensor> conv2d_batch_stats(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                                      const Conv2dParams& p, const Tensor& shift);
 Tensor max_pool2d(const Tensor& input, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& input, const Pool2dParams& p);
 // max_pool2d(relu(conv2d(input, weight, bias))) in one fused pass on the CPU (same values and
@@ -46,6 +51,8 @@ struct BatchNormArgs {
   float eps = 1e-5f;
   bool relu = false;               // apply ReLU to the result in the same pass
   BatchNormSync* sync = nullptr;   // statistics over every process (training only)
+  // This process's batch statistics of x when already known (conv2d_batch_stats), else computed here.
+  Tensor batch_mean = {}, batch_var = {};
 };
 // F.batch_norm over [N, C, H, W] or [N, C]: per-channel normalisation, by the batch's statistics when
 // training (the biased variance; the running variance is updated with the unbiased one) or by

@@ -26,7 +26,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   Tensor mean, var;
   int64_t count = x.numel() / std::max<int64_t>(1, x.size(1));
   if (args.training) {
-    std::tie(mean, var) = ops::batch_norm_stats(x);
+    if (args.batch_mean.defined() && args.batch_var.defined()) {
+      mean = args.batch_mean.clone();  // the sync below overwrites them
+      var = args.batch_var.clone();
+    } else {
+      std::tie(mean, var) = ops::batch_norm_stats(x);
+    }
     if (args.sync) count = args.sync->reduce_statistics(mean, var, count);
     // As PyTorch: one value per channel has no variance to normalise by.
     HORO_CHECK(count > 1, ValueError, "batch_norm: expected more than 1 value per channel when training, got input ",

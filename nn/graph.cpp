@@ -202,10 +202,17 @@ std::pair<Tensor, size_t> run_chain(const std::vector<Module*>& chain, const Ten
   }
   if (conv && chain.size() > 1) {
     auto* next = dynamic_cast<BatchNorm*>(chain[1]);
+    const bool relu = chain.size() > 2 && dynamic_cast<ReLU*>(chain[2]);
+    const size_t ran = relu ? 3 : 2;
     if (next && next->uses_running_stats() && !autograd::any_requires_grad({&next->weight, &next->bias})) {
       const Tensor y = conv_batch_norm_folded(*conv, *next, x);
-      const bool relu = chain.size() > 2 && dynamic_cast<ReLU*>(chain[2]);
-      return {relu ? functional::relu(y) : y, relu ? size_t{3} : size_t{2}};
+      return {relu ? functional::relu(y) : y, ran};
+    }
+    // Training: the BatchNorm's batch statistics gathered while the convolution writes its output.
+    if (next && !next->uses_running_stats() && !x.device().is_cuda() && x.dim() == 4 && x.size(1) == conv->options().in) {
+      const Tensor shift = next->running_mean.defined() ? next->running_mean : Tensor::zeros({conv->options().out});
+      auto [y, mean, var] = functional::conv2d_batch_stats(x, conv->weight, conv->bias, conv->params(), shift);
+      return {next->forward_with_stats(y, relu, mean, var), ran};
     }
   }
   if (bn && then_relu) return {bn->forward_relu(x), 2};

@@ -78,8 +78,9 @@ namespace fusion {
 bool enabled();
 // Runs the first layers of `chain` (each the only reader of the previous one's output) on x, fusing
 // where a pattern fits: Conv2d-ReLU-MaxPool2d (CPU), Conv2d-BatchNorm[-ReLU] with running statistics
-// (BatchNorm folded into the convolution), BatchNorm-ReLU (one pass). Returns the output and how many
-// layers it ran (at least 1).
+// (BatchNorm folded into the convolution), Conv2d-BatchNorm[-ReLU] with batch statistics (CPU: the
+// statistics gathered as the convolution writes its output), BatchNorm-ReLU (one pass). Returns the
+// output and how many layers it ran (at least 1).
 std::pair<Tensor, size_t> run_chain(const std::vector<Module*>& chain, const Tensor& x);
 }  // namespace fusion
 

@@ -48,7 +48,11 @@ Tensor BatchNorm::forward(const Tensor& input) { return run(input, false); }
 
 Tensor BatchNorm::forward_relu(const Tensor& input) { return run(input, true); }
 
-Tensor BatchNorm::run(const Tensor& input, bool relu) {
+Tensor BatchNorm::forward_with_stats(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var) {
+  return run(input, relu, batch_mean, batch_var);
+}
+
+Tensor BatchNorm::run(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var) {
   if (input_dims_ == 4) {
     HORO_CHECK(input.dim() == 4, ShapeError, where(), ": expected input [batch, ", options_.features,
                ", height, width], got ", input.describe());
@@ -67,6 +71,8 @@ Tensor BatchNorm::run(const Tensor& input, bool relu) {
   Tensor mean = running_mean, var = running_var;
   if (use_batch) {
     args.sync = sync();
+    args.batch_mean = batch_mean;
+    args.batch_var = batch_var;
     const int64_t per_channel = input.numel() / options_.features;
     HORO_CHECK(per_channel > 1 || args.sync, ValueError, where(),
                ": expected more than 1 value per channel when training, got input ", input.describe(),

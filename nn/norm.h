@@ -25,6 +25,9 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& input) override;
   // relu(forward(input)) in one pass over the activations.
   Tensor forward_relu(const Tensor& input);
+  // forward (or forward_relu) given this batch's per-channel mean and biased variance of input,
+  // already computed (ops::conv2d_batch_stats); used only when normalising by batch statistics.
+  Tensor forward_with_stats(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var);
   std::string extra_repr() const override;
   const BatchNormOptions& options() const { return options_; }
   // Whether this call normalises by the running statistics (eval mode, or frozen) rather than the batch's.
@@ -48,7 +51,7 @@ class BatchNorm : public Module {
   virtual functional::BatchNormSync* sync() { return nullptr; }
 
  private:
-  Tensor run(const Tensor& input, bool relu);
+  Tensor run(const Tensor& input, bool relu, const Tensor& batch_mean = Tensor(), const Tensor& batch_var = Tensor());
   BatchNormOptions options_;
   int64_t input_dims_;
   bool frozen_ = false;

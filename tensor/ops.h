@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,13 @@ ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor&
                                               const Pool2dParams& pool);
 Tensor avgpool2d(const Tensor& input, const Pool2dParams& p);
 Tensor avgpool2d_backward(const Tensor& grad_output, const Shape& input_shape, const Pool2dParams& p);
+
+// conv2d and the per-channel mean and biased variance of its output (the batch statistics of the
+// BatchNorm after it), taken about `shift` (per channel, e.g. the running mean); in one pass where
+// the CPU's direct kernels apply (kernels/conv_stats.h), else the two ops in turn. Returns
+// (output, mean, var).
+std::tuple<Tensor, Tensor, Tensor> conv2d_batch_stats(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                                      const Conv2dParams& p, const Tensor& shift);
 
 // Adaptive average pooling to out_h x out_w (torch.nn.AdaptiveAvgPool2d; 1x1 is global pooling).
 Tensor adaptive_avgpool2d(const Tensor& input, int64_t out_h, int64_t out_w);

@@ -2,6 +2,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/conv_block.h"
+#include "kernels/conv_stats.h"
 #include "kernels/pool2d.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops.h"
@@ -86,6 +87,26 @@ std::pair<Tensor, Tensor> conv2d_backward_weight(const Tensor& input, const Tens
   HORO_DISPATCH(input.device(), conv2d_backward_weight, s, input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(),
                                        with_bias ? grad_bias.data<float>() : nullptr);
   return {grad_weight, grad_bias};
+}
+
+std::tuple<Tensor, Tensor, Tensor> conv2d_batch_stats(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                                      const Conv2dParams& p, const Tensor& shift) {
+  check_conv(input, weight, p);
+  if (bias.defined()) check_shape(bias, {weight.size(0)}, "conv2d: bias");
+  check_shape(shift, {weight.size(0)}, "conv2d statistics: shift");
+  check_same_device("conv2d", {&input, &weight, &bias, &shift});
+  const auto s = conv_shape(input.shape(), weight.shape(), p);
+  if (!input.device().is_cuda()) {
+    Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()}, DType::Float32, input.device());
+    Tensor mean = Tensor::empty({s.out_channels}), var = Tensor::empty({s.out_channels});
+    if (kernels::cpu::conv2d_forward_stats(s, input.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                                           shift.data<float>(), out.data<float>(), mean.data<float>(), var.data<float>())) {
+      return {out, mean, var};
+    }
+  }
+  Tensor out = conv2d(input, weight, bias, p);
+  auto [mean, var] = batch_norm_stats(out);
+  return {out, mean, var};
 }
 
 std::pair<Tensor, Tensor> maxpool2d(const Tensor& input, const Pool2dParams& p) {

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/conv_stats.h"
 #include "kernels/cpu/conv_image.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/parallel.h"
@@ -133,10 +134,17 @@ void forward_cells(int64_t p, const Geometry& g, const float* padded, int64_t in
   }
 }
 
+// Per-channel sums of one image's output about a shift, for conv2d_forward_stats: `sums` holds, per
+// output channel, a vector of partial sums and one of partial sums of squares.
+struct Stats {
+  const float* shift = nullptr;
+  float* sums = nullptr;  // [channels][2][lanes]
+};
+
 // Writes block [cells][width] (cells of one output row from `cell`, width channels from o0) into
-// NCHW output planes, adding the bias.
+// NCHW output planes, adding the bias (and adding to the statistics when they are kept).
 void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, int64_t channels, int64_t plane,
-                 int64_t cell, const float* bias, float* output) {
+                 int64_t cell, const float* bias, float* output, const Stats& stats) {
 #if defined(__AVX512F__)
   if (lanes() == 16) {
     alignas(64) float t[16 * 16];
@@ -149,23 +157,41 @@ void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, i
           const int64_t o = o0 + k0 + k;
           const __m512 v = _mm512_add_ps(_mm512_load_ps(t + k * 16), _mm512_set1_ps(bias ? bias[o] : 0.0f));
           _mm512_mask_storeu_ps(output + o * plane + cell + c0, mask, v);
+          if (stats.sums) {
+            const __m512 d = _mm512_maskz_sub_ps(mask, v, _mm512_set1_ps(stats.shift[o]));
+            float* sum = stats.sums + o * 32;
+            _mm512_store_ps(sum, _mm512_add_ps(_mm512_load_ps(sum), d));
+            _mm512_store_ps(sum + 16, _mm512_fmadd_ps(d, d, _mm512_load_ps(sum + 16)));
+          }
         }
       }
     }
     return;
   }
 #endif
+  const int64_t n = lanes();
   for (int64_t k = 0; k < width && o0 + k < channels; ++k) {
-    const float b = bias ? bias[o0 + k] : 0.0f;
-    float* dst = output + (o0 + k) * plane + cell;
+    const int64_t o = o0 + k;
+    const float b = bias ? bias[o] : 0.0f;
+    float* dst = output + o * plane + cell;
     for (int64_t i = 0; i < cells; ++i) dst[i] = block[i * width + k] + b;
+    if (stats.sums) {
+      float sum = 0.0f, squares = 0.0f;
+      for (int64_t i = 0; i < cells; ++i) {
+        const float d = dst[i] - stats.shift[o];
+        sum += d;
+        squares += d * d;
+      }
+      stats.sums[o * 2 * n] += sum;
+      stats.sums[o * 2 * n + n] += squares;
+    }
   }
 }
 
 // Output channel vectors [ov0, ov0 + OV) of one padded image.
 template <int OV>
 void forward_image(const Geometry& g, const float* padded, int64_t in_channels, const float* weights, int64_t channels_t,
-                   int64_t out_channels, int64_t ov0, const float* bias, float* block, float* output) {
+                   int64_t out_channels, int64_t ov0, const float* bias, float* block, float* output, const Stats& stats) {
   constexpr int kMax = OV == 1 ? kCells1 : kCells2;
   const int64_t n = lanes(), plane = g.out_h * g.out_w;
   // Each row in equal runs of at most kMax cells.
@@ -174,30 +200,52 @@ void forward_image(const Geometry& g, const float* padded, int64_t in_channels, 
     for (int64_t col = 0; col < g.out_w; col += width) {
       const int64_t cells = std::min(width, g.out_w - col);
       forward_cells<OV, kMax>(cells, g, padded, in_channels, weights + ov0 * n, channels_t, r * g.wp + col, block);
-      store_block(block, cells, OV * n, ov0 * n, out_channels, plane, r * g.out_w + col, bias, output);
+      store_block(block, cells, OV * n, ov0 * n, out_channels, plane, r * g.out_w + col, bias, output, stats);
     }
   }
 }
 
 // The batched convolution of `input` (shape s) with weights arranged by arrange_weights, images
-// spread over threads.
-void direct_forward(const Conv2dShape& s, const float* input, const float* weights, const float* bias, float* output) {
+// spread over threads. With `shift`, also the per-channel sums of (y - shift) and of its squares over
+// the batch, in double (sums[o], sums[channels + o]).
+void direct_forward(const Conv2dShape& s, const float* input, const float* weights, const float* bias, float* output,
+                    const float* shift = nullptr, double* sums = nullptr) {
   const Geometry g = geometry(s);
-  const int64_t channels_t = padded_channels(s.out_channels), vectors = channels_t / lanes();
+  const int64_t n = lanes(), channels_t = padded_channels(s.out_channels), vectors = channels_t / n;
   const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * g.out_h * g.out_w;
-  parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> padded_buffer, block_buffer;
+  const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(s.batch)));
+  std::vector<double> thread_sums(sums ? static_cast<size_t>(threads * 2 * s.out_channels) : 0, 0.0);
+  parallel_for(threads, 1, [&](int64_t t_begin, int64_t t_end) {
+    thread_local std::vector<float> padded_buffer, block_buffer, stats_buffer;
     float* padded = thread_buffer(padded_buffer, s.in_channels * g.plane);
     std::fill(padded, padded + s.in_channels * g.plane, 0.0f);  // the borders, for every image of the call
-    float* block = thread_buffer(block_buffer, 32 * 2 * lanes());
-    for (int64_t b = begin; b < end; ++b) {
-      pad_image(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, g, padded);
-      float* y = output + b * out_size;
-      int64_t ov = 0;
-      for (; ov + 2 <= vectors; ov += 2) forward_image<2>(g, padded, s.in_channels, weights, channels_t, s.out_channels, ov, bias, block, y);
-      for (; ov < vectors; ++ov) forward_image<1>(g, padded, s.in_channels, weights, channels_t, s.out_channels, ov, bias, block, y);
+    float* block = thread_buffer(block_buffer, 32 * 2 * n);
+    Stats stats;
+    if (sums) stats = {shift, thread_buffer(stats_buffer, s.out_channels * 2 * n)};
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      for (int64_t b = s.batch * t / threads; b < s.batch * (t + 1) / threads; ++b) {
+        pad_image(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, g, padded);
+        if (sums) std::fill(stats.sums, stats.sums + s.out_channels * 2 * n, 0.0f);
+        float* y = output + b * out_size;
+        int64_t ov = 0;
+        for (; ov + 2 <= vectors; ov += 2) {
+          forward_image<2>(g, padded, s.in_channels, weights, channels_t, s.out_channels, ov, bias, block, y, stats);
+        }
+        for (; ov < vectors; ++ov) forward_image<1>(g, padded, s.in_channels, weights, channels_t, s.out_channels, ov, bias, block, y, stats);
+        if (!sums) continue;
+        double* mine = thread_sums.data() + t * 2 * s.out_channels;
+        for (int64_t o = 0; o < s.out_channels; ++o)
+          for (int64_t i = 0; i < n; ++i) {
+            mine[o] += stats.sums[o * 2 * n + i];
+            mine[s.out_channels + o] += stats.sums[o * 2 * n + n + i];
+          }
+      }
     }
   });
+  if (!sums) return;
+  std::fill(sums, sums + 2 * s.out_channels, 0.0);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < 2 * s.out_channels; ++i) sums[i] += thread_sums[static_cast<size_t>(t * 2 * s.out_channels + i)];
 }
 
 // OV channel vectors x CB input channels x 9 taps of accumulators over a chunk of images; they start
@@ -274,6 +322,23 @@ bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float
   float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
   arrange_weights(s, weight, false, weights);
   direct_forward(s, input, weights, bias, output);
+  return true;
+}
+
+bool conv2d_forward_stats(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
+                          const float* shift, float* output, float* mean, float* var) {
+  if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
+  thread_local std::vector<float> weight_buffer;
+  float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
+  arrange_weights(s, weight, false, weights);
+  std::vector<double> sums(static_cast<size_t>(2 * s.out_channels));
+  direct_forward(s, input, weights, bias, output, shift, sums.data());
+  const double count = static_cast<double>(s.batch * s.out_h() * s.out_w());
+  for (int64_t o = 0; o < s.out_channels; ++o) {
+    const double centred = sums[o] / count;
+    mean[o] = static_cast<float>(shift[o] + centred);
+    var[o] = static_cast<float>(std::max(0.0, sums[s.out_channels + o] / count - centred * centred));
+  }
   return true;
 }
 
