@@ -188,6 +188,9 @@ int main(int argc, char** argv) {
     std::string spec_text = resumed ? resumed->model_spec : horo::nn::model_spec_text(f.model);
     const std::string spec_source = resumed ? resumed->path : f.model;
     auto built = horo::nn::build_model_from_text(spec_text, spec_source);  // errors point into the file as written
+    // --summary without --train describes the model as written (its own input shape and head).
+    const bool as_written = f.summary && f.train_file.empty();
+    if (as_written) sample = built.input_shape;
     if (built.input_shape != sample) {
       HORO_CHECK(!resumed && horo::nn::is_builtin_model(f.model), horo::ShapeError, spec_source, ": the model takes samples ",
                  horo::shape_str(built.input_shape), " but ", f.train_file.empty() ? std::string("the IDX data") : f.train_file,
@@ -195,7 +198,7 @@ int main(int argc, char** argv) {
       spec_text = horo::nn::with_input_shape(spec_text, sample, spec_source);
       built = horo::nn::build_model_from_text(spec_text, spec_source);
     }
-    const int64_t classes = f.num_classes > 0 ? f.num_classes : data_classes;
+    const int64_t classes = f.num_classes > 0 ? f.num_classes : as_written ? built.output_shape.back() : data_classes;
     HORO_CHECK(!built.model->named_parameters().empty(), horo::ValueError, spec_source, ": the model has no parameters to train");
     const auto head_bias_or_weight = built.model->named_parameters().back().second;
     if (!resumed && head_bias_or_weight.size(0) != classes) spec_text = horo::nn::with_class_count(spec_text, classes, spec_source);

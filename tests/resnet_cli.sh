@@ -44,8 +44,11 @@ PY
 
 if [ -z "$mpirun" ]; then
 "$bin/horo-train" --model resnet18 --summary >summary.txt || fail "--summary"
-grep -q "layer4.1.conv2" summary.txt && grep -q "parameters: 11,175,370" summary.txt && grep -q "MFLOPs per sample" summary.txt ||
+grep -q "layer4.1.conv2" summary.txt && grep -q "parameters: 11,689,512" summary.txt && grep -q "3638.01 MFLOPs per sample" summary.txt ||
   { cat summary.txt; fail "--summary table"; }
+"$bin/horo-train" --model resnet18 --summary --train train.h5 --num-classes 3 >summary-data.txt || fail "--summary for data"
+grep -q "input \[1, 28, 28\]" summary-data.txt && grep -q "parameters: 11,171,779" summary-data.txt ||
+  { cat summary-data.txt; fail "--summary with --train: the data's shape and the class count"; }
 
 recipe=(--model resnet20 --optimizer sgd --lr 0.05 --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule cosine
         --crop-padding 2 --hflip --train train.h5 --val test.h5)
