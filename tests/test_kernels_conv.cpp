@@ -1,6 +1,6 @@
-// The direct 3x3 stride-1 convolution kernels (kernels/cpu/conv_padded.cpp) against the naive
-// reference, on the shapes that exercise them: channel counts below, at and past a vector (1, 3, 8,
-// 16, 17, 33, 64), planes from 1x1 to 30 wide, padding 0, 1 and 2, 1 to 3 threads.
+// The direct 3x3 convolution kernels (kernels/cpu/conv_padded.cpp) against the naive reference, on
+// the shapes that exercise them: channel counts below, at and past a vector (1, 3, 8, 16, 17, 33, 64),
+// planes from 1x1 to 30 wide, stride 1 and 2, padding 0, 1 and 2, 1 to 3 threads.
 #include <gtest/gtest.h>
 
 #include "kernels/conv2d.h"
@@ -21,10 +21,11 @@ class DirectConvTest : public ::testing::TestWithParam<int> {
 
 TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
   const int64_t channel_choices[] = {1, 3, 8, 16, 17, 33, 64};
-  for (int trial = 0; trial < 24; ++trial) {
+  for (int trial = 0; trial < 30; ++trial) {
     Conv2dShape s{.batch = random_int(1, 5), .kernel_h = 3, .kernel_w = 3};
     s.in_channels = channel_choices[random_int(0, 6)];
     s.out_channels = channel_choices[random_int(0, 6)];
+    s.stride_h = s.stride_w = trial % 3 == 1 ? 2 : 1;
     s.pad_h = random_int(0, 2);
     s.pad_w = trial % 4 == 0 ? random_int(0, 2) : s.pad_h;
     s.in_h = random_int(std::max<int64_t>(1, 3 - 2 * s.pad_h), trial % 3 == 0 ? 30 : 9);
@@ -32,7 +33,8 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
     if (trial == 0) s = {.batch = 4, .in_channels = 16, .in_h = 28, .in_w = 28, .out_channels = 16, .kernel_h = 3,
                          .kernel_w = 3, .pad_h = 1, .pad_w = 1};  // W5's first stage
     SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " cin=" << s.in_channels << " cout=" << s.out_channels
-                                      << " in=" << s.in_h << "x" << s.in_w << " pad=" << s.pad_h << "," << s.pad_w);
+                                      << " in=" << s.in_h << "x" << s.in_w << " stride=" << s.stride_h << " pad=" << s.pad_h
+                                      << "," << s.pad_w);
     const int64_t in_n = s.batch * s.in_channels * s.in_h * s.in_w, w_n = s.out_channels * s.in_channels * 9;
     const int64_t out_n = s.batch * s.out_channels * s.out_h() * s.out_w();
     auto x = random_values(in_n), w = random_values(w_n), b = random_values(s.out_channels), g = random_values(out_n);

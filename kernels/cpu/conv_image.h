@@ -35,8 +35,8 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
 
-// Direct 3x3 stride-1 convolutions on zero-padded images (conv_padded.cpp), whole batches: any
-// padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle
+// Direct 3x3 convolutions on zero-padded images (conv_padded.cpp), whole batches: stride 1 or 2
+// (the input gradient: 1), any padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle
 // (or whose channels would fill too little of a vector to beat im2col).
 bool conv_direct_applies(const Conv2dShape& s);
 bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,

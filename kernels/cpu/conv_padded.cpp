@@ -1,7 +1,7 @@
-// 3x3 stride-1 convolutions (any padding up to 2) computed directly, without im2col, on a zero-padded
-// copy of each image, vectorised over channels. With Wp = W + 2 * pad_w, output cell (r, c) reads tap
-// (ky, kx) at q + ky * Wp + kx of the padded plane, q = r * Wp + c, so a run of output cells of one
-// row reads a run of input cells: no bounds checks anywhere.
+// 3x3 convolutions of stride 1 or 2 (any padding up to 2) computed directly, without im2col, on a
+// zero-padded copy of each image, vectorised over channels. With Wp = W + 2 * pad_w, output cell
+// (r, c) reads tap (ky, kx) at q + ky * Wp + kx of the padded plane, q = (r * Wp + c) * stride, so a
+// run of output cells of one row reads a run of input cells: no bounds checks anywhere.
 //
 //  forward:         a register tile of P consecutive output cells of one row x OV vectors of output
 //                   channels; per input channel and kernel row, the 3 x OV weight vectors are loaded
@@ -9,7 +9,8 @@
 //                   to three cells (one per kx). The tile is transposed (16 x 16 blocks) into the
 //                   NCHW output as it is stored.
 //  input gradient:  the same kernel on the output gradient, padded by 2 - pad, with the weights
-//                   rotated by 180 degrees and transposed (a stride-1 transposed convolution is one).
+//                   rotated by 180 degrees and transposed (a stride-1 transposed convolution is one;
+//                   stride 2 is left to im2col).
 //  weight gradient: with dy transposed to [cell][out channels], dw[c][tap][o...] += dy[cell][o...] *
 //                   x_padded[c][q + offset(tap)] (a broadcast); OV channel vectors x CB input channels
 //                   x 9 taps of accumulators stay in registers over a chunk of images.
@@ -46,6 +47,7 @@ int64_t padded_channels(int64_t channels) { return (channels + lanes() - 1) / la
 
 // The padded-plane geometry of one convolution.
 struct Geometry {
+  int64_t stride = 1;      // 1 or 2, the same along both axes
   int64_t hp = 0, wp = 0;  // padded input height and width
   int64_t out_h = 0, out_w = 0;
   int64_t plane = 0;  // floats per padded input plane (a multiple of 16, for alignment)
@@ -54,6 +56,7 @@ struct Geometry {
 
 Geometry geometry(const Conv2dShape& s) {
   Geometry g;
+  g.stride = s.stride_h;
   g.hp = s.in_h + 2 * s.pad_h;
   g.wp = s.in_w + 2 * s.pad_w;
   g.out_h = s.out_h();
@@ -89,7 +92,7 @@ void arrange_weights(const Conv2dShape& s, const float* weight, bool transposed,
 
 // P output cells from q (one row) x OV channel vectors: block[p][ov * N ...] = sum over input
 // channels and taps. weights: [in][taps][channels_t], from the tile's first channel.
-template <int OV, int P>
+template <int OV, int P, int S>
 void forward_tile(const Geometry& g, const float* padded, int64_t in_channels, const float* weights, int64_t channels_t,
                   int64_t q, float* block) {
   const D d;
@@ -107,12 +110,12 @@ void forward_tile(const Geometry& g, const float* padded, int64_t in_channels, c
       HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
         HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) w[kx][ov] = hn::Load(d, wc + (ky * 3 + kx) * channels_t + ov * n);
       }
-      // Input cell j of the run is tap kx of output cell j - kx.
-      HWY_UNROLL(32) for (int j = 0; j < P + 2; ++j) {
+      // Input cell j of the run is tap kx of output cell (j - kx) / S.
+      HWY_UNROLL(64) for (int j = 0; j < (P - 1) * S + 3; ++j) {
         const V x = hn::Set(d, xr[j]);
         HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
-          const int p = j - kx;
-          if (p >= 0 && p < P) {
+          const int p = (j - kx) / S;
+          if (j >= kx && (j - kx) % S == 0 && p < P) {
             HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) acc[p][ov] = hn::MulAdd(w[kx][ov], x, acc[p][ov]);
           }
         }
@@ -125,12 +128,12 @@ void forward_tile(const Geometry& g, const float* padded, int64_t in_channels, c
 }
 
 // forward_tile for P chosen at run time (1 to PMax).
-template <int OV, int PMax>
+template <int OV, int PMax, int S>
 void forward_cells(int64_t p, const Geometry& g, const float* padded, int64_t in_channels, const float* weights,
                    int64_t channels_t, int64_t q, float* block) {
   if constexpr (PMax >= 1) {
-    if (p == PMax) return forward_tile<OV, PMax>(g, padded, in_channels, weights, channels_t, q, block);
-    forward_cells<OV, PMax - 1>(p, g, padded, in_channels, weights, channels_t, q, block);
+    if (p == PMax) return forward_tile<OV, PMax, S>(g, padded, in_channels, weights, channels_t, q, block);
+    forward_cells<OV, PMax - 1, S>(p, g, padded, in_channels, weights, channels_t, q, block);
   }
 }
 
@@ -199,7 +202,9 @@ void forward_image(const Geometry& g, const float* padded, int64_t in_channels, 
   for (int64_t r = 0; r < g.out_h; ++r) {
     for (int64_t col = 0; col < g.out_w; col += width) {
       const int64_t cells = std::min(width, g.out_w - col);
-      forward_cells<OV, kMax>(cells, g, padded, in_channels, weights + ov0 * n, channels_t, r * g.wp + col, block);
+      const int64_t q = (r * g.wp + col) * g.stride;
+      if (g.stride == 1) forward_cells<OV, kMax, 1>(cells, g, padded, in_channels, weights + ov0 * n, channels_t, q, block);
+      else forward_cells<OV, kMax, 2>(cells, g, padded, in_channels, weights + ov0 * n, channels_t, q, block);
       store_block(block, cells, OV * n, ov0 * n, out_channels, plane, r * g.out_w + col, bias, output, stats);
     }
   }
@@ -267,7 +272,7 @@ void weight_grad_tile(const Geometry& g, const float* padded, const float* grad_
     for (int64_t r = 0; r < g.out_h; ++r) {
       for (int64_t col = 0; col < g.out_w; ++col) {
         const float* gp = dy + (r * g.out_w + col) * channels_t;
-        const int64_t q = r * g.wp + col;
+        const int64_t q = (r * g.wp + col) * g.stride;
         V go[OV];
         HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) go[ov] = hn::Load(d, gp + ov * n);
         HWY_UNROLL(3) for (int cb = 0; cb < CB; ++cb) {
@@ -311,8 +316,8 @@ bool channels_fit(int64_t channels) { return 2 * channels >= padded_channels(cha
 }  // namespace
 
 bool conv_direct_applies(const Conv2dShape& s) {
-  return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
-         s.dilation_w == 1 && s.pad_h <= 2 && s.pad_w <= 2 && s.out_h() > 0 && s.out_w() > 0;
+  return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2) &&
+         s.dilation_h == 1 && s.dilation_w == 1 && s.pad_h <= 2 && s.pad_w <= 2 && s.out_h() > 0 && s.out_w() > 0;
 }
 
 bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
@@ -344,7 +349,8 @@ bool conv2d_forward_stats(const Conv2dShape& s, const float* input, const float*
 
 bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output, const float* weight,
                                   float* grad_input) {
-  if (!conv_direct_applies(s) || !channels_fit(s.in_channels)) return false;
+  // A strided transposed convolution is no stride-1 convolution: im2col handles those.
+  if (!conv_direct_applies(s) || s.stride_h != 1 || !channels_fit(s.in_channels)) return false;
   // dx = conv(dy padded by 2 - pad, w rotated 180 degrees with in and out swapped).
   Conv2dShape t = s;
   t.in_channels = s.out_channels;
