@@ -31,8 +31,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                 });
 }
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
-  Tensor out = ops::conv2d(input, weight, bias, p);
+namespace {
+// Records out = conv2d(input, weight, bias) for backward.
+Tensor record_conv2d(const Tensor& out, const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
   if (!autograd::any_requires_grad({&input, &weight, &bias})) return out;
   return record(out, {&input, &weight, &bias}, "conv2d",
                 [x = saved(input), w = saved(weight), p](const Tensor& g, const Node& node) -> std::vector<Tensor> {
@@ -44,21 +45,16 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
                   return {gx, gw, gb};
                 });
 }
+}  // namespace
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  return record_conv2d(ops::conv2d(input, weight, bias, p), input, weight, bias, p);
+}
 
 std::tuple<Tensor, Tensor, Tensor> conv2d_batch_stats(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                                       const Conv2dParams& p, const Tensor& shift) {
   auto [out, mean, var] = ops::conv2d_batch_stats(input, weight, bias, p, shift);
-  if (!autograd::any_requires_grad({&input, &weight, &bias})) return {out, mean, var};
-  out = record(out, {&input, &weight, &bias}, "conv2d",
-               [x = saved(input), w = saved(weight), p](const Tensor& g, const Node& node) -> std::vector<Tensor> {
-                 Tensor gx, gw, gb;
-                 if (node.needs_input_grad(0)) gx = ops::conv2d_backward_input(g, w, x.shape(), p);
-                 if (node.needs_input_grad(1) || node.needs_input_grad(2)) {
-                   std::tie(gw, gb) = ops::conv2d_backward_weight(x, g, w.shape(), node.needs_input_grad(2), p);
-                 }
-                 return {gx, gw, gb};
-               });
-  return {out, mean, var};
+  return {record_conv2d(out, input, weight, bias, p), mean, var};
 }
 
 Tensor max_pool2d(const Tensor& input, const Pool2dParams& p) {
