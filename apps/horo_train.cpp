@@ -295,6 +295,14 @@ int main(int argc, char** argv) {
     int64_t test_count = 0;
     if (leader && !f.val_file.empty()) {
       auto options = horo::apps::reader_options(f.val_file, 1000, 0, 1);
+      if (!f.train_file.empty()) {
+        // Validation data is normalised as the training data is (its statistics, not its own).
+        const auto train = horo::apps::reader_options(f.train_file, 1, 0, 1);
+        if (!train.transforms.mean.empty()) {
+          options.transforms.mean = train.transforms.mean;
+          options.transforms.std = train.transforms.std;
+        }
+      }
       options.shuffle = false;
       options.remainder = horo::data::Remainder::Keep;
       test_count = horo::data::H5DatasetFile(f.val_file).schema().count;
