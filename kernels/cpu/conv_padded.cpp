@@ -37,8 +37,8 @@ using V = hn::Vec<D>;
 constexpr int kTaps = 9;  // 3x3
 constexpr bool kWide = HWY_LANES(float) >= 16;  // AVX-512: 32 vector registers (AVX2 and NEON: 16)
 // Forward tiles: output cells per tile for OV = 1 and 2 channel vectors (accumulators + weights fit).
-constexpr int kCells1 = kWide ? 13 : 5;
-constexpr int kCells2 = kWide ? 8 : 2;
+constexpr int kCells1 = kWide ? 24 : 10;
+constexpr int kCells2 = kWide ? 12 : 4;
 constexpr int kGradChannels = kWide ? 3 : 1;  // input channels per weight-gradient tile (x 9 taps)
 
 int64_t lanes() { return static_cast<int64_t>(hn::Lanes(D())); }
@@ -110,13 +110,14 @@ void forward_tile(const Geometry& g, const float* padded, int64_t in_channels, c
       HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
         HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) w[kx][ov] = hn::Load(d, wc + (ky * 3 + kx) * channels_t + ov * n);
       }
-      // The run's input cells, each broadcast once; cell p * S + kx is tap kx of output cell p.
-      constexpr int J = (P - 1) * S + 3;
-      V x[J];
-      HWY_UNROLL(64) for (int j = 0; j < J; ++j) x[j] = hn::Set(d, xr[j]);
-      HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
-        HWY_UNROLL(32) for (int p = 0; p < P; ++p) {
-          HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) acc[p][ov] = hn::MulAdd(w[kx][ov], x[p * S + kx], acc[p][ov]);
+      // Input cell j of the run is tap kx of output cell (j - kx) / S.
+      HWY_UNROLL(64) for (int j = 0; j < (P - 1) * S + 3; ++j) {
+        const V x = hn::Set(d, xr[j]);
+        HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
+          const int p = (j - kx) / S;
+          if (j >= kx && (j - kx) % S == 0 && p < P) {
+            HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) acc[p][ov] = hn::MulAdd(w[kx][ov], x, acc[p][ov]);
+          }
         }
       }
     }
