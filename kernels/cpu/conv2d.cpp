@@ -180,6 +180,7 @@ void conv2d_forward(const Conv2dShape& s, const float* input, const float* weigh
 void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight,
                            float* grad_input) {
   if (conv2d_backward_input_direct(s, grad_output, weight, grad_input)) return;
+  if (conv2d_backward_input_strided(s, grad_output, weight, grad_input)) return;
   const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
     float* col = thread_columns(s);

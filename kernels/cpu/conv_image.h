@@ -45,6 +45,9 @@ bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output
                                   float* grad_input);
 bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias);
+// The input gradient of a 3x3 stride-2 convolution (conv_transposed.cpp); false for other shapes.
+bool conv2d_backward_input_strided(const Conv2dShape& s, const float* grad_output, const float* weight,
+                                   float* grad_input);
 
 // Runs visit(n, acc_weight, acc_bias) for every image n, images spread over the threads, each thread
 // accumulating into its own zeroed partial sums, which are then added into grad_weight and grad_bias

@@ -1,0 +1,111 @@
+// Shared by the direct convolution kernels (conv_padded.cpp, conv_transposed.cpp): zero-padded
+// image planes, their geometry, and the store of a channel-vectorised output tile into NCHW (with the
+// BatchNorm statistics it can gather on the way). Internal to the CPU kernels.
+#pragma once
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/conv2d.h"
+#include "kernels/cpu/simd.h"
+
+namespace horo::kernels::cpu::padded {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+constexpr int kTaps = 9;  // 3x3
+constexpr bool kWide = HWY_LANES(float) >= 16;  // AVX-512: 32 vector registers (AVX2 and NEON: 16)
+
+inline int64_t lanes() { return static_cast<int64_t>(hn::Lanes(D())); }
+// Channels rounded up to whole vectors.
+inline int64_t padded_channels(int64_t channels) { return (channels + lanes() - 1) / lanes() * lanes(); }
+
+// The padded-plane geometry of one convolution.
+struct Geometry {
+  int64_t stride = 1;      // 1 or 2, the same along both axes
+  int64_t hp = 0, wp = 0;  // padded input height and width
+  int64_t out_h = 0, out_w = 0;
+  int64_t plane = 0;  // floats per padded input plane (a multiple of 16, for alignment)
+  int64_t offsets[kTaps] = {};  // tap (ky, kx) reads at q + ky * wp + kx
+};
+
+inline Geometry geometry(const Conv2dShape& s) {
+  Geometry g;
+  g.stride = s.stride_h;
+  g.hp = s.in_h + 2 * s.pad_h;
+  g.wp = s.in_w + 2 * s.pad_w;
+  g.out_h = s.out_h();
+  g.out_w = s.out_w();
+  g.plane = (g.hp * g.wp + 15) / 16 * 16;
+  for (int t = 0; t < kTaps; ++t) g.offsets[t] = (t / 3) * g.wp + t % 3;
+  return g;
+}
+
+// Copies an image [channels, h, w] into the interiors of padded planes whose borders are zero (the
+// buffer is zeroed once per call and only interiors are written after that).
+inline void pad_image(const float* image, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
+               const Geometry& g, float* padded) {
+  for (int64_t c = 0; c < channels; ++c) {
+    simd::copy_rows(image + c * h * w, w, padded + c * g.plane + pad_h * g.wp + pad_w, g.wp, h, w);
+  }
+}
+
+// Per-channel sums of one image's output about a shift, for conv2d_forward_stats: `sums` holds, per
+// output channel, a vector of partial sums and one of partial sums of squares.
+struct Stats {
+  const float* shift = nullptr;
+  float* sums = nullptr;  // [channels][2][lanes]
+};
+
+// Writes block [cells][width] (cells of one output row from `cell`, width channels from o0) into
+// NCHW output planes, adding the bias (and adding to the statistics when they are kept).
+inline void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, int64_t channels, int64_t plane,
+                 int64_t cell, const float* bias, float* output, const Stats& stats) {
+#if defined(__AVX512F__)
+  if (lanes() == 16) {
+    alignas(64) float t[16 * 16];
+    for (int64_t c0 = 0; c0 < cells; c0 += 16) {
+      const int64_t count = std::min<int64_t>(16, cells - c0);
+      const __mmask16 mask = simd::tail_mask(count);
+      for (int64_t k0 = 0; k0 < width; k0 += 16) {
+        simd::transpose16x16(block + c0 * width + k0, width, t, 16);  // rows past `count` are not stored
+        for (int64_t k = 0; k < 16 && o0 + k0 + k < channels; ++k) {
+          const int64_t o = o0 + k0 + k;
+          const __m512 v = _mm512_add_ps(_mm512_load_ps(t + k * 16), _mm512_set1_ps(bias ? bias[o] : 0.0f));
+          _mm512_mask_storeu_ps(output + o * plane + cell + c0, mask, v);
+          if (stats.sums) {
+            const __m512 d = _mm512_maskz_sub_ps(mask, v, _mm512_set1_ps(stats.shift[o]));
+            float* sum = stats.sums + o * 32;
+            _mm512_store_ps(sum, _mm512_add_ps(_mm512_load_ps(sum), d));
+            _mm512_store_ps(sum + 16, _mm512_fmadd_ps(d, d, _mm512_load_ps(sum + 16)));
+          }
+        }
+      }
+    }
+    return;
+  }
+#endif
+  const int64_t n = lanes();
+  for (int64_t k = 0; k < width && o0 + k < channels; ++k) {
+    const int64_t o = o0 + k;
+    const float b = bias ? bias[o] : 0.0f;
+    float* dst = output + o * plane + cell;
+    for (int64_t i = 0; i < cells; ++i) dst[i] = block[i * width + k] + b;
+    if (stats.sums) {
+      float sum = 0.0f, squares = 0.0f;
+      for (int64_t i = 0; i < cells; ++i) {
+        const float d = dst[i] - stats.shift[o];
+        sum += d;
+        squares += d * d;
+      }
+      stats.sums[o * 2 * n] += sum;
+      stats.sums[o * 2 * n + n] += squares;
+    }
+  }
+}
+
+}  // namespace horo::kernels::cpu::padded
