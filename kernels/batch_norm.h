@@ -9,7 +9,8 @@
 //  batch_norm_coefficients:   invstd = 1 / sqrt(var + eps), scale = weight * invstd, shift = bias - mean * scale.
 //  batch_norm_update_running: running = (1 - momentum) * running + momentum * batch value, the batch
 //                             variance multiplied by `unbias` (count / (count - 1)) first.
-//  batch_norm_apply:          y = x * scale[c] + shift[c], then max(y, 0) when relu (a NaN stays a NaN).
+//  batch_norm_apply:          y = x * scale[c] + shift[c] (+ residual, a residual block's shortcut, when
+//                             not null), then max(y, 0) when relu (a NaN stays a NaN).
 //  batch_norm_backward_reduce: with g = dy (or, after a fused ReLU, dy where the forward pass's
 //                             x * scale[c] + shift[c] was positive: the mask recomputed from x, so the
 //                             output need not be read) and xhat = (x - mean) * invstd: sum_dy[c] =
@@ -40,8 +41,8 @@ struct BatchNormShape {
                                const float* bias, float eps, float* invstd, float* scale, float* shift);          \
   void batch_norm_update_running(int64_t channels, const float* mean, const float* var, float momentum,           \
                                  float unbias, float* running_mean, float* running_var);                          \
-  void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu, \
-                        float* y);                                                                                \
+  void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift,          \
+                        const float* residual, bool relu, float* y);                                              \
   void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,       \
                                   const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat);     \
   void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,        \

@@ -71,7 +71,9 @@ void batch_norm_coefficients(int64_t, const float*, const float*, const float*, 
   unavailable("batch_norm");
 }
 void batch_norm_update_running(int64_t, const float*, const float*, float, float, float*, float*) { unavailable("batch_norm"); }
-void batch_norm_apply(const BatchNormShape&, const float*, const float*, const float*, bool, float*) { unavailable("batch_norm"); }
+void batch_norm_apply(const BatchNormShape&, const float*, const float*, const float*, const float*, bool, float*) {
+  unavailable("batch_norm");
+}
 void batch_norm_backward_reduce(const BatchNormShape&, const float*, ReluMask, const float*, const float*, const float*,
                                 float*, float*) {
   unavailable("batch_norm");

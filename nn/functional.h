@@ -53,10 +53,13 @@ struct BatchNormArgs {
   BatchNormSync* sync = nullptr;   // statistics over every process (training only)
   // This process's batch statistics of x when already known (conv2d_batch_stats), else computed here.
   Tensor batch_mean = {}, batch_var = {};
+  // Added to the normalised x before the ReLU (a residual block's shortcut), in the same pass.
+  Tensor residual = {};
 };
 // F.batch_norm over [N, C, H, W] or [N, C]: per-channel normalisation, by the batch's statistics when
 // training (the biased variance; the running variance is updated with the unbiased one) or by
-// running_mean and running_var otherwise; then weight and bias (each may be undefined: 1 and 0).
+// running_mean and running_var otherwise; then weight and bias (each may be undefined: 1 and 0), then
+// args.residual, then ReLU, as each is asked for.
 // running_mean/running_var may be undefined when training (track_running_stats=False).
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, const BatchNormArgs& args);

@@ -52,16 +52,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   HORO_CHECK(mean.size(0) == x.size(1), ShapeError, "batch_norm: ", x.describe(), " has ", x.size(1),
              " channels but the statistics have ", mean.size(0));
   const auto k = ops::batch_norm_coefficients(mean, var, weight, bias, args.eps);
-  Tensor out = ops::batch_norm_apply(x, k.scale, k.shift, args.relu);
-  if (!autograd::any_requires_grad({&x, &weight, &bias})) return out;
+  const Tensor& residual = args.residual;
+  Tensor out = ops::batch_norm_apply(x, k.scale, k.shift, args.relu, residual);
+  if (!autograd::any_requires_grad({&x, &weight, &bias, &residual})) return out;
   // The statistics are those used in the forward pass: in eval mode the running statistics as they
   // were then (copied, since training later updates them in place).
   if (!args.training) mean = mean.clone();
-  return record(out, {&x, &weight, &bias}, args.relu ? "batch_norm_relu" : "batch_norm",
-                [x = saved(x), scale = args.relu ? k.scale : Tensor(), shift = args.relu ? k.shift : Tensor(),
-                 w = saved(weight), mean, invstd = k.invstd,
-                 training = args.training, sync = args.sync, count](const Tensor& g, const Node& node) -> std::vector<Tensor> {
-                  Tensor gx, gw, gb;
+  // The ReLU's mask: recomputed from x and the coefficients without a residual; with one, the output.
+  const bool mask_from_x = args.relu && !residual.defined(), mask_from_y = args.relu && residual.defined();
+  return record(out, {&x, &weight, &bias, &residual}, residual.defined() ? "batch_norm_add_relu" : args.relu ? "batch_norm_relu" : "batch_norm",
+                [x = saved(x), scale = mask_from_x ? k.scale : Tensor(), shift = mask_from_x ? k.shift : Tensor(),
+                 y = mask_from_y ? saved(out) : Tensor(), w = saved(weight), mean, invstd = k.invstd,
+                 training = args.training, sync = args.sync, count](const Tensor& g_out, const Node& node) -> std::vector<Tensor> {
+                  Tensor gx, gw, gb, gr;
+                  // Through the ReLU after a residual add: the gradient of both the normalisation and the residual.
+                  const Tensor g = y.defined() ? ops::unary_backward(kernels::Unary::ReLU, 0.0f, y, y, g_out) : g_out;
+                  if (node.needs_input_grad(3)) gr = g;
                   const bool input_grad = node.needs_input_grad(0);
                   if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
                     auto [sum_dy, sum_dy_xhat] = ops::batch_norm_backward_reduce(x, scale, shift, g, mean, invstd);
@@ -82,7 +88,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   if (!training && input_grad) {
                     gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, Tensor(), Tensor(), 1.0);
                   }
-                  return {gx, gw, gb};
+                  return {gx, gw, gb, gr};
                 });
 }
 

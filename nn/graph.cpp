@@ -58,7 +58,14 @@ Graph& Graph::add(const std::string& name, std::shared_ptr<Module> module, const
              module->type_name(), ") takes ", wanted == Module::kAnyInputs ? std::string("two or more") : std::to_string(wanted),
              " input", wanted == 1 ? "" : "s", ", got ", got);
   register_module(name, std::move(module));
-  for (int k : node.inputs) (k < 0 ? input_readers_ : nodes_[static_cast<size_t>(k)].readers) += 1;
+  for (int k : node.inputs) {
+    if (k < 0) {
+      ++input_readers_;
+    } else {
+      ++nodes_[static_cast<size_t>(k)].readers;
+      nodes_[static_cast<size_t>(k)].reader = static_cast<int>(nodes_.size());
+    }
+  }
   index_[name] = static_cast<int>(nodes_.size());
   nodes_.push_back(std::move(node));
   return *this;
@@ -115,22 +122,81 @@ Tensor Graph::forward(const Tensor& input) {
     return i + 1 < n && nodes_[i].readers == 1 && nodes_[i + 1].inputs.size() == 1 &&
            nodes_[i + 1].inputs[0] == static_cast<int>(i);
   };
+  // The end of a residual block, BatchNorm -> Add -> ReLU in training: the BatchNorm is deferred to the
+  // add (its input, and the batch statistics when a convolution gathered them, wait in `pending`)
+  // and the three run as one pass.
+  struct Pending {
+    bool active = false;
+    Tensor input, mean, var;
+  };
+  std::vector<Pending> pending(n);
+  auto deferred_batch_norm = [&](size_t i) -> BatchNorm* {
+    if (!fuse || i >= n || nodes_[i].readers != 1 || nodes_[i].inputs.size() != 1) return nullptr;
+    auto* bn = dynamic_cast<BatchNorm*>(layers[i].second.get());
+    if (!bn || bn->uses_running_stats()) return nullptr;
+    const int k = nodes_[i].reader;
+    const bool add_relu = k > 0 && dynamic_cast<Add*>(layers[static_cast<size_t>(k)].second.get()) && chains_on(static_cast<size_t>(k)) &&
+                          dynamic_cast<ReLU*>(layers[static_cast<size_t>(k) + 1].second.get());
+    return add_relu ? bn : nullptr;
+  };
   size_t i = 0;
   while (i < n) {
     const Node& node = nodes_[i];
     Module* module = layers[i].second.get();
     size_t ran = 1;
     Tensor out;
-    if (node.inputs.size() == 1) {
+    bool produced = true;
+    if (node.inputs.size() == 1 && deferred_batch_norm(i)) {
+      pending[i] = {true, value(node.inputs[0]), Tensor(), Tensor()};
+      produced = false;
+    } else if (node.inputs.size() == 1 && chains_on(i) && deferred_batch_norm(i + 1) && dynamic_cast<Conv2d*>(module)) {
+      // Conv2d -> (deferred) BatchNorm: the convolution gathers the batch statistics as it writes (CPU).
+      auto* conv = static_cast<Conv2d*>(module);
+      auto* bn = static_cast<BatchNorm*>(layers[i + 1].second.get());
+      const Tensor& x = value(node.inputs[0]);
+      if (!x.device().is_cuda() && x.dim() == 4 && x.size(1) == conv->options().in) {
+        const Tensor shift = bn->running_mean.defined() ? bn->running_mean : Tensor::zeros({conv->options().out});
+        auto [y, mean, var] = functional::conv2d_batch_stats(x, conv->weight, conv->bias, conv->params(), shift);
+        pending[i + 1] = {true, y, mean, var};
+      } else {
+        pending[i + 1] = {true, conv->forward(x), Tensor(), Tensor()};
+      }
+      produced = false;
+      ran = 2;
+    } else if (node.inputs.size() == 1) {
       std::vector<Module*> chain{module};
       for (size_t j = i; chain.size() < 3 && chains_on(j); ++j) chain.push_back(layers[j + 1].second.get());
       std::tie(out, ran) = fuse ? fusion::run_chain(chain, value(node.inputs[0])) : std::pair{module->forward(value(node.inputs[0])), size_t{1}};
     } else {
       std::vector<Tensor> inputs;
-      for (int k : node.inputs) inputs.push_back(value(k));
-      // The residual join and the ReLU after it in one pass.
-      if (fuse && dynamic_cast<Add*>(module) && chains_on(i) && dynamic_cast<ReLU*>(layers[i + 1].second.get()) &&
-          inputs[0].shape() == inputs[1].shape()) {
+      int deferred = -1;  // the input whose BatchNorm waits to run fused with this add
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const int from = node.inputs[k];
+        if (from >= 0 && pending[static_cast<size_t>(from)].active) {
+          Pending& p = pending[static_cast<size_t>(from)];
+          auto* bn = static_cast<BatchNorm*>(layers[static_cast<size_t>(from)].second.get());
+          if (deferred < 0) {
+            deferred = static_cast<int>(k);
+            inputs.push_back(Tensor());
+            continue;
+          }
+          inputs.push_back(bn->forward_with_stats(p.input, false, p.mean, p.var));  // a second one runs alone
+          p.active = false;
+          continue;
+        }
+        inputs.push_back(value(from));
+      }
+      if (deferred >= 0) {
+        // BatchNorm, the residual add and its ReLU in one pass.
+        const size_t from = static_cast<size_t>(node.inputs[static_cast<size_t>(deferred)]);
+        Pending& p = pending[from];
+        auto* bn = static_cast<BatchNorm*>(layers[from].second.get());
+        out = bn->forward_residual(p.input, inputs[1 - static_cast<size_t>(deferred)], true, p.mean, p.var);
+        p = Pending{};
+        ran = 2;
+      } else if (fuse && dynamic_cast<Add*>(module) && chains_on(i) && dynamic_cast<ReLU*>(layers[i + 1].second.get()) &&
+                 inputs[0].shape() == inputs[1].shape()) {
+        // The residual join and the ReLU after it in one pass.
         out = functional::add_relu(inputs[0], inputs[1]);
         ran = 2;
       } else {
@@ -138,8 +204,10 @@ Tensor Graph::forward(const Tensor& input) {
       }
     }
     const size_t last = i + ran - 1;
-    if (detect_anomaly()) functional::check_finite(out, "output of " + layers[last].second->where());
-    values[last] = std::move(out);
+    if (produced) {
+      if (detect_anomaly()) functional::check_finite(out, "output of " + layers[last].second->where());
+      values[last] = std::move(out);
+    }
     // Outputs nobody will read again are freed at once (a deep graph keeps only its live branches).
     for (int k : node.inputs) {
       if (k >= 0 && --unread[static_cast<size_t>(k)] == 0) values[static_cast<size_t>(k)] = Tensor();

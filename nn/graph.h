@@ -61,6 +61,7 @@ class Graph : public Module {
   struct Node {
     std::vector<int> inputs;  // layer indices; -1 is the graph's input
     int readers = 0;          // layers reading this one's output
+    int reader = -1;          // the last layer reading it (the only one when readers == 1)
   };
   std::string name_of(int index) const;
   std::vector<Node> nodes_;

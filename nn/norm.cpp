@@ -52,7 +52,15 @@ Tensor BatchNorm::forward_with_stats(const Tensor& input, bool relu, const Tenso
   return run(input, relu, batch_mean, batch_var);
 }
 
-Tensor BatchNorm::run(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var) {
+Tensor BatchNorm::forward_residual(const Tensor& input, const Tensor& residual, bool relu, const Tensor& batch_mean,
+                                   const Tensor& batch_var) {
+  HORO_CHECK(residual.shape() == input.shape(), ShapeError, where(), ": cannot add ", residual.describe(), " to its output ",
+             "for ", input.describe(), " (the shapes must be equal)");
+  return run(input, relu, batch_mean, batch_var, residual);
+}
+
+Tensor BatchNorm::run(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var,
+                      const Tensor& residual) {
   if (input_dims_ == 4) {
     HORO_CHECK(input.dim() == 4, ShapeError, where(), ": expected input [batch, ", options_.features,
                ", height, width], got ", input.describe());
@@ -68,6 +76,7 @@ Tensor BatchNorm::run(const Tensor& input, bool relu, const Tensor& batch_mean, 
   const bool use_batch = !uses_running_stats();
   functional::BatchNormArgs args{.training = use_batch, .momentum = options_.momentum.value_or(0.0f),
                                  .eps = options_.eps, .relu = relu};
+  args.residual = residual;
   Tensor mean = running_mean, var = running_var;
   if (use_batch) {
     args.sync = sync();

@@ -28,6 +28,10 @@ class BatchNorm : public Module {
   // forward (or forward_relu) given this batch's per-channel mean and biased variance of input,
   // already computed (ops::conv2d_batch_stats); used only when normalising by batch statistics.
   Tensor forward_with_stats(const Tensor& input, bool relu, const Tensor& batch_mean, const Tensor& batch_var);
+  // forward(input) + residual, then ReLU when relu, in one pass (the end of a residual block);
+  // batch_mean and batch_var as for forward_with_stats, or undefined.
+  Tensor forward_residual(const Tensor& input, const Tensor& residual, bool relu, const Tensor& batch_mean = Tensor(),
+                          const Tensor& batch_var = Tensor());
   std::string extra_repr() const override;
   const BatchNormOptions& options() const { return options_; }
   // Whether this call normalises by the running statistics (eval mode, or frozen) rather than the batch's.
@@ -51,7 +55,8 @@ class BatchNorm : public Module {
   virtual functional::BatchNormSync* sync() { return nullptr; }
 
  private:
-  Tensor run(const Tensor& input, bool relu, const Tensor& batch_mean = Tensor(), const Tensor& batch_var = Tensor());
+  Tensor run(const Tensor& input, bool relu, const Tensor& batch_mean = Tensor(), const Tensor& batch_var = Tensor(),
+             const Tensor& residual = Tensor());
   BatchNormOptions options_;
   int64_t input_dims_;
   bool frozen_ = false;

@@ -75,8 +75,9 @@ BatchNormCoefficients batch_norm_coefficients(const Tensor& mean, const Tensor& 
 // running = (1 - momentum) * running + momentum * batch value (the variance times `unbias` first).
 void batch_norm_update_running(const Tensor& mean, const Tensor& var, float momentum, float unbias, Tensor& running_mean,
                                Tensor& running_var);
-// x * scale[c] + shift[c], then ReLU when relu.
-Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu);
+// x * scale[c] + shift[c] (+ residual when defined, same shape as x), then ReLU when relu.
+Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu,
+                        const Tensor& residual = Tensor());
 // (sum_dy, sum_dy_xhat) per channel. relu_scale and relu_shift (the forward pass's coefficients),
 // when defined, mask dy where a fused ReLU cut the output to 0.
 std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift,

@@ -86,14 +86,18 @@ void batch_norm_update_running(const Tensor& mean, const Tensor& var, float mome
                 running_mean.data<float>(), running_var.data<float>());
 }
 
-Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu) {
+Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu, const Tensor& residual) {
   const auto s = bn_shape(x, "batch_norm");
   check_channels(scale, s.channels, "batch_norm: scale");
   check_channels(shift, s.channels, "batch_norm: shift");
-  check_same_device("batch_norm", {&x, &scale, &shift});
+  if (residual.defined()) {
+    check_shape(residual, x.shape(), "batch_norm: residual");
+    check_dtype(residual, DType::Float32, "batch_norm: residual");
+  }
+  check_same_device("batch_norm", {&x, &scale, &shift, &residual});
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  HORO_DISPATCH(x.device(), batch_norm_apply, s, x.data<float>(), scale.data<float>(), shift.data<float>(), relu,
-                y.data<float>());
+  HORO_DISPATCH(x.device(), batch_norm_apply, s, x.data<float>(), scale.data<float>(), shift.data<float>(), ptr(residual),
+                relu, y.data<float>());
   return y;
 }
 

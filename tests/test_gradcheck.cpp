@@ -235,25 +235,31 @@ TEST(Gradcheck, BatchNormInTrainingAndEvaluation) {
   }
 }
 
-// BatchNorm with its ReLU fused must give what BatchNorm then ReLU give: values and every gradient.
-TEST(Gradcheck, BatchNormReluEqualsBatchNormThenRelu) {
+// BatchNorm with a residual add and its ReLU fused must give what BatchNorm, add and ReLU give in
+// turn: values and every gradient, the residual's included.
+TEST(Gradcheck, BatchNormAddReluEqualsTheOpsInTurn) {
   for (bool training : {true, false}) {
-    const Tensor x = random_tensor({3, 4, 5, 6}, -2, 2), w = random_tensor({4}, 0.5f, 1.5f), b = random_tensor({4});
-    const Tensor rm = random_tensor({4}), rv = random_tensor({4}, 0.5f, 2.0f);
-    const Tensor r = random_tensor({3, 4, 5, 6}, 0.5f, 1.5f);
-    auto run = [&](bool fused) {
-      std::vector<Tensor> leaves{x.clone(), w.clone(), b.clone()};
-      for (auto& t : leaves) t.set_requires_grad(true);
-      const F::BatchNormArgs args{.training = training, .relu = fused};
-      Tensor out = F::batch_norm(leaves[0], rm.clone(), rv.clone(), leaves[1], leaves[2], args);
-      if (!fused) out = F::relu(out);
-      F::sum(out * r).backward();
-      return std::vector<Tensor>{out, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
-    };
-    const auto fused = run(true), separate = run(false);
-    for (size_t k = 0; k < fused.size(); ++k) {
-      EXPECT_LT(testing::normalized_error(fused[k].data<float>(), separate[k].data<float>(), fused[k].numel()), 1e-5)
-          << "training " << training << " tensor " << k;
+    for (bool with_residual : {false, true}) {
+      const Tensor x = random_tensor({3, 4, 5, 6}, -2, 2), w = random_tensor({4}, 0.5f, 1.5f), b = random_tensor({4});
+      const Tensor rm = random_tensor({4}), rv = random_tensor({4}, 0.5f, 2.0f);
+      const Tensor res = random_tensor({3, 4, 5, 6}), r = random_tensor({3, 4, 5, 6}, 0.5f, 1.5f);
+      auto run = [&](bool fused) {
+        std::vector<Tensor> leaves{x.clone(), w.clone(), b.clone(), res.clone()};
+        for (auto& t : leaves) t.set_requires_grad(true);
+        F::BatchNormArgs args{.training = training, .relu = fused};
+        if (fused && with_residual) args.residual = leaves[3];
+        Tensor out = F::batch_norm(leaves[0], rm.clone(), rv.clone(), leaves[1], leaves[2], args);
+        if (!fused) out = F::relu(with_residual ? out + leaves[3] : out);
+        F::sum(out * r).backward();
+        std::vector<Tensor> results{out, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
+        if (with_residual) results.push_back(leaves[3].grad());
+        return results;
+      };
+      const auto fused = run(true), separate = run(false);
+      for (size_t k = 0; k < fused.size(); ++k) {
+        EXPECT_LT(testing::normalized_error(fused[k].data<float>(), separate[k].data<float>(), fused[k].numel()), 1e-5)
+            << "training " << training << " residual " << with_residual << " tensor " << k;
+      }
     }
   }
 }

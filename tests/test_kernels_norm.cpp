@@ -55,13 +55,17 @@ TEST_P(NormKernelTest, BatchNormForwardMatchesReference) {
     EXPECT_LT(normalized_error(scale, scale_ref), kTol);
     EXPECT_LT(normalized_error(shift, shift_ref), kTol);
 
+    const auto residual = random_values(n, -2.0f, 2.0f);
     for (bool relu : {false, true}) {
-      std::vector<float> y(n), y_ref(n);
-      cpu::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), relu, y.data());
-      ref::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), relu, y_ref.data());
-      EXPECT_LT(normalized_error(y, y_ref), kTol) << "relu " << relu;
-      if (relu) {
-        for (float v : y) ASSERT_GE(v, 0.0f);
+      for (bool with_residual : {false, true}) {
+        const float* r = with_residual ? residual.data() : nullptr;
+        std::vector<float> y(n), y_ref(n);
+        cpu::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), r, relu, y.data());
+        ref::batch_norm_apply(s, x.data(), scale_ref.data(), shift_ref.data(), r, relu, y_ref.data());
+        EXPECT_LT(normalized_error(y, y_ref), kTol) << "relu " << relu << " residual " << with_residual;
+        if (relu) {
+          for (float v : y) ASSERT_GE(v, 0.0f);
+        }
       }
     }
 

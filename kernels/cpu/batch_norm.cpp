@@ -70,13 +70,20 @@ void batch_norm_update_running(int64_t channels, const float* mean, const float*
   ref::batch_norm_update_running(channels, mean, var, momentum, unbias, running_mean, running_var);
 }
 
-void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu,
-                      float* y) {
+void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift,
+                      const float* residual, bool relu, float* y) {
   for_planes(s, [&](int64_t c, int64_t offset) {
     const float a = scale[c], b = shift[c];
     const float* in = x + offset;
     float* out = y + offset;
-    if (relu) {
+    if (residual) {
+      const float* r = residual + offset;
+#pragma omp simd
+      for (int64_t i = 0; i < s.plane; ++i) {
+        const float v = in[i] * a + b + r[i];
+        out[i] = relu && v < 0.0f ? 0.0f : v;
+      }
+    } else if (relu) {
 #pragma omp simd
       for (int64_t i = 0; i < s.plane; ++i) {
         const float v = in[i] * a + b;

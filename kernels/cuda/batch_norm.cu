@@ -68,12 +68,12 @@ __global__ void update_running_kernel(int64_t channels, const float* mean, const
   }
 }
 
-__global__ void apply_kernel(BatchNormShape s, const float* x, const float* scale, const float* shift, bool relu,
-                             float* y) {
+__global__ void apply_kernel(BatchNormShape s, const float* x, const float* scale, const float* shift,
+                             const float* residual, bool relu, float* y) {
   const int64_t n = s.batch * s.channels * s.plane;
   HORO_GRID_LOOP(i, n) {
     const int64_t c = (i / s.plane) % s.channels;
-    const float v = x[i] * scale[c] + shift[c];
+    const float v = x[i] * scale[c] + shift[c] + (residual ? residual[i] : 0.0f);
     y[i] = relu && v < 0.0f ? 0.0f : v;
   }
 }
@@ -140,11 +140,11 @@ void batch_norm_update_running(int64_t channels, const float* mean, const float*
   CUDA_CHECK_LAUNCH("batch_norm running statistics");
 }
 
-void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu,
-                      float* y) {
+void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift,
+                      const float* residual, bool relu, float* y) {
   const int64_t n = s.batch * s.channels * s.plane;
   if (n == 0) return;
-  apply_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(s, x, scale, shift, relu, y);
+  apply_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(s, x, scale, shift, residual, relu, y);
   CUDA_CHECK_LAUNCH("batch_norm");
 }
 

@@ -54,10 +54,10 @@ void batch_norm_update_running(int64_t channels, const float* mean, const float*
   }
 }
 
-void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu,
-                      float* y) {
+void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift,
+                      const float* residual, bool relu, float* y) {
   for_each(s, [&](int64_t c, int64_t i) {
-    const float v = static_cast<float>(static_cast<double>(x[i]) * scale[c] + shift[c]);
+    const float v = static_cast<float>(static_cast<double>(x[i]) * scale[c] + shift[c] + (residual ? residual[i] : 0.0));
     y[i] = relu && v < 0.0f ? 0.0f : v;
   });
 }
