@@ -26,6 +26,7 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/parallel.h"
 
+
 namespace horo::kernels::cpu {
 namespace {
 
@@ -160,6 +161,34 @@ void direct_forward(const Conv2dShape& s, const float* input, const float* weigh
     for (int64_t i = 0; i < 2 * s.out_channels; ++i) sums[i] += thread_sums[static_cast<size_t>(t * 2 * s.out_channels + i)];
 }
 
+// P consecutive output cells from (r, col) into the accumulators: per input channel and kernel row,
+// each of the (P - 1) * S + 3 input values is broadcast once and feeds every (cell, kx) it serves.
+template <int OV, int CB, int P, int64_t kStride>
+HWY_INLINE void weight_grad_cells(const Geometry& g, const float* x, const float* dy, int64_t channels_t, int64_t r,
+                                  int64_t col, V (&acc)[CB][kTaps][OV]) {
+  const D d;
+  const size_t n = hn::Lanes(d);
+  V go[P][OV];
+  HWY_UNROLL(8) for (int p = 0; p < P; ++p) {
+    HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) go[p][ov] = hn::Load(d, dy + (r * g.out_w + col + p) * channels_t + ov * n);
+  }
+  const int64_t q = (r * g.wp + col) * g.stride;
+  HWY_UNROLL(3) for (int cb = 0; cb < CB; ++cb) {
+    HWY_UNROLL(3) for (int ky = 0; ky < 3; ++ky) {
+      const float* xr = x + cb * g.plane + q + ky * g.wp;
+      HWY_UNROLL(16) for (int j = 0; j < (P - 1) * static_cast<int>(kStride) + 3; ++j) {
+        const V xv = hn::Set(d, xr[j]);
+        HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
+          const int p = (j - kx) / static_cast<int>(kStride);
+          if (j >= kx && (j - kx) % static_cast<int>(kStride) == 0 && p < P) {
+            HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) acc[cb][ky * 3 + kx][ov] = hn::MulAdd(go[p][ov], xv, acc[cb][ky * 3 + kx][ov]);
+          }
+        }
+      }
+    }
+  }
+}
+
 // OV channel vectors x CB input channels x 9 taps of accumulators over a chunk of images; they start
 // from and end in acc_out ([CB][taps][channels_t] from the tile's first channels).
 template <int OV, int CB>
@@ -167,6 +196,9 @@ void weight_grad_tile(const Geometry& g, const float* padded, const float* grad_
                       int64_t image_padded, int64_t image_grad, float* acc_out) {
   const D d;
   const size_t n = hn::Lanes(d);
+  // Cells a step: with 2 channel vectors, 3 cells share their broadcasts (18 + 6 registers); with one
+  // vector and 3 input channels (27 accumulators) there is no room, and one cell a step is faster.
+  constexpr int kRun = OV >= 2 && kWide ? 3 : 1;
   V acc[CB][kTaps][OV];
   HWY_UNROLL(3) for (int cb = 0; cb < CB; ++cb) {
     HWY_UNROLL(9) for (int t = 0; t < kTaps; ++t) {
@@ -176,18 +208,31 @@ void weight_grad_tile(const Geometry& g, const float* padded, const float* grad_
   for (int64_t i = 0; i < images; ++i) {
     const float* x = padded + i * image_padded;
     const float* dy = grad_t + i * image_grad;
-    for (int64_t r = 0; r < g.out_h; ++r) {
-      for (int64_t col = 0; col < g.out_w; ++col) {
-        const float* gp = dy + (r * g.out_w + col) * channels_t;
-        const int64_t q = (r * g.wp + col) * g.stride;
-        V go[OV];
-        HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) go[ov] = hn::Load(d, gp + ov * n);
-        HWY_UNROLL(3) for (int cb = 0; cb < CB; ++cb) {
-          const float* xs = x + cb * g.plane + q;
-          HWY_UNROLL(9) for (int t = 0; t < kTaps; ++t) {
-            const V xv = hn::Set(d, xs[g.offsets[t]]);
-            HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) acc[cb][t][ov] = hn::MulAdd(go[ov], xv, acc[cb][t][ov]);
+    if constexpr (kRun == 1) {
+      for (int64_t r = 0; r < g.out_h; ++r) {
+        for (int64_t col = 0; col < g.out_w; ++col) {
+          const float* gp = dy + (r * g.out_w + col) * channels_t;
+          const int64_t q = (r * g.wp + col) * g.stride;
+          V go[OV];
+          HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) go[ov] = hn::Load(d, gp + ov * n);
+          HWY_UNROLL(3) for (int cb = 0; cb < CB; ++cb) {
+            const float* xs = x + cb * g.plane + q;
+            HWY_UNROLL(9) for (int t = 0; t < kTaps; ++t) {
+              const V xv = hn::Set(d, xs[g.offsets[t]]);
+              HWY_UNROLL(3) for (int ov = 0; ov < OV; ++ov) acc[cb][t][ov] = hn::MulAdd(go[ov], xv, acc[cb][t][ov]);
+            }
           }
+        }
+      }
+    } else {
+      for (int64_t r = 0; r < g.out_h; ++r) {
+        int64_t col = 0;
+        if (g.stride == 1) {
+          for (; col + kRun <= g.out_w; col += kRun) weight_grad_cells<OV, CB, kRun, 1>(g, x, dy, channels_t, r, col, acc);
+          for (; col < g.out_w; ++col) weight_grad_cells<OV, CB, 1, 1>(g, x, dy, channels_t, r, col, acc);
+        } else {
+          for (; col + kRun <= g.out_w; col += kRun) weight_grad_cells<OV, CB, kRun, 2>(g, x, dy, channels_t, r, col, acc);
+          for (; col < g.out_w; ++col) weight_grad_cells<OV, CB, 1, 2>(g, x, dy, channels_t, r, col, acc);
         }
       }
     }
