@@ -18,5 +18,16 @@ int main() {
     optimizer.step();
   }
   std::printf("downstream: loss %.4f -> %.4f\n", first, last);
-  return last < first ? 0 : 1;
+  // A residual block with BatchNorm from the installed headers, and the resnet20 built-in.
+  namespace nn = horo::nn;
+  auto block = std::make_shared<nn::Graph>();
+  block->add("conv", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 2, .out = 2, .kernel = 3, .padding = 1, .bias = false}))
+      .add("bn", std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.features = 2}))
+      .add("add", std::make_shared<nn::Add>(), {"bn", "input"})
+      .add("relu", std::make_shared<nn::ReLU>());
+  const horo::Tensor out = (*block)(horo::Tensor::uniform({3, 2, 5, 5}, -1, 1, 4));
+  auto resnet = nn::make_model("resnet20", 10, {3, 32, 32});
+  const horo::Tensor logits = (*resnet)(horo::Tensor::uniform({2, 3, 32, 32}, -1, 1, 5));
+  std::printf("downstream: block %s, resnet20 %s\n", horo::shape_str(out.shape()).c_str(), horo::shape_str(logits.shape()).c_str());
+  return last < first && logits.shape() == horo::Shape{2, 10} ? 0 : 1;
 }
