@@ -252,7 +252,10 @@ namespace {
 // need no gradient.
 Tensor conv_batch_norm_folded(Conv2d& conv, BatchNorm& bn, const Tensor& x) {
   const auto k = ops::batch_norm_coefficients(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.options().eps);
-  const Tensor weight = functional::mul(conv.weight, k.scale.view({conv.weight.size(0), 1, 1, 1}));
+  // As [out, in * kh * kw] times [out, 1]: each row scaled by one value (the fast broadcast).
+  const int64_t out = conv.weight.size(0);
+  const Tensor weight = functional::reshape(
+      functional::mul(functional::reshape(conv.weight, {out, -1}), k.scale.view({out, 1})), conv.weight.shape());
   const Tensor bias = conv.bias.defined() ? functional::add(functional::mul(conv.bias, k.scale), k.shift) : k.shift;
   return conv.forward_with(x, weight, bias);
 }

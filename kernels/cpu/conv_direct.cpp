@@ -89,7 +89,9 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, cons
   }
   return true;
 }
+bool single_channel_fits(const Conv2dShape& s) { return fits(s); }
 #else
+bool single_channel_fits(const Conv2dShape&) { return false; }
 bool conv_image_forward_single_channel(const Conv2dShape&, const float*, const float*, const float*, float*) {
   return false;
 }

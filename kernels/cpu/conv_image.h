@@ -34,6 +34,8 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
                                        const float* bias, float* out);
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
+// Whether the single-channel kernels above handle s (AVX-512 builds).
+bool single_channel_fits(const Conv2dShape& s);
 
 // Direct 3x3 convolutions on zero-padded images (conv_padded.cpp), whole batches: stride 1 or 2
 // (the input gradient: 1), any padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle

@@ -43,13 +43,27 @@ void arrange_weights(const Conv2dShape& s, const float* weight, bool transposed,
   const int64_t in = transposed ? s.out_channels : s.in_channels, out = transposed ? s.in_channels : s.out_channels;
   const int64_t out_t = padded_channels(out);
   std::fill(arranged, arranged + in * kTaps * out_t, 0.0f);
-  for (int64_t o = 0; o < s.out_channels; ++o)
-    for (int64_t c = 0; c < s.in_channels; ++c)
-      for (int t = 0; t < kTaps; ++t) {
-        const float w = weight[(o * s.in_channels + c) * kTaps + t];
-        if (transposed) arranged[(o * kTaps + (kTaps - 1 - t)) * out_t + c] = w;
-        else arranged[(c * kTaps + t) * out_t + o] = w;
+  if (transposed) {  // [o][c][t] -> [o][8 - t][c]: per o, a [c][t] -> [t][c] transpose
+    for (int64_t o = 0; o < s.out_channels; ++o)
+      for (int64_t c = 0; c < s.in_channels; ++c) {
+        const float* w = weight + (o * s.in_channels + c) * kTaps;
+        for (int t = 0; t < kTaps; ++t) arranged[(o * kTaps + (kTaps - 1 - t)) * out_t + c] = w[t];
       }
+    return;
+  }
+  // [o][c][t] -> [c][t][o], in 16 x 16 blocks of (o, c * 9 + t) where the shapes allow.
+  const int64_t columns = s.in_channels * kTaps;
+  int64_t o = 0;
+  if (out_t == out) {
+    for (; o + 16 <= s.out_channels; o += 16) {
+      int64_t k = 0;
+      for (; k + 16 <= columns; k += 16) simd::transpose16x16(weight + o * columns + k, columns, arranged + k * out_t + o, out_t);
+      for (; k < columns; ++k)
+        for (int64_t i = 0; i < 16; ++i) arranged[k * out_t + o + i] = weight[(o + i) * columns + k];
+    }
+  }
+  for (; o < s.out_channels; ++o)
+    for (int64_t k = 0; k < columns; ++k) arranged[k * out_t + o] = weight[o * columns + k];
 }
 
 // P output cells from q (one row) x OV channel vectors: block[p][ov * N ...] = sum over input
