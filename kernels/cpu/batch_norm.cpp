@@ -5,6 +5,7 @@
 // x - shift does not cancel catastrophically when the mean is large against the spread.
 #include "kernels/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -98,35 +99,53 @@ void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scal
 
 void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
                                 const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) {
+  // Images spread over threads, each summing every channel of its images in memory order (one plane
+  // after the other) into its own partial sums, which are added in image order at the end.
   const int64_t stride = s.channels * s.plane;
-  for_channels(s, [&](int64_t c) {
-    const float m = mean[c];
-    double g_total = 0.0, gx_total = 0.0;
-    for (int64_t n = 0; n < s.batch; ++n) {
-      const int64_t offset = n * stride + c * s.plane;
-      const float *xp = x + offset, *gp = dy + offset;
-      float g_sum = 0.0f, gx_sum = 0.0f;
-      if (relu.scale) {
-        const float a = relu.scale[c], b = relu.shift[c];
+  const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(
+                                      std::max<int64_t>(1, s.batch * stride / kMinValuesPerThread))));
+  const int64_t workers = std::min<int64_t>(threads, s.batch);
+  std::vector<double> partial(static_cast<size_t>(2 * s.channels * std::max<int64_t>(1, workers)), 0.0);
+  parallel_for(workers, 1, [&](int64_t t_begin, int64_t t_end) {
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      double* g_total = partial.data() + 2 * s.channels * t;
+      double* gx_total = g_total + s.channels;
+      for (int64_t n = s.batch * t / workers; n < s.batch * (t + 1) / workers; ++n) {
+        for (int64_t c = 0; c < s.channels; ++c) {
+          const int64_t offset = n * stride + c * s.plane;
+          const float *xp = x + offset, *gp = dy + offset;
+          const float m = mean[c];
+          float g_sum = 0.0f, gx_sum = 0.0f;
+          if (relu.scale) {
+            const float a = relu.scale[c], b = relu.shift[c];
 #pragma omp simd reduction(+ : g_sum, gx_sum)
-        for (int64_t i = 0; i < s.plane; ++i) {
-          const float g = xp[i] * a + b > 0.0f ? gp[i] : 0.0f;
-          g_sum += g;
-          gx_sum += g * (xp[i] - m);
-        }
-      } else {
+            for (int64_t i = 0; i < s.plane; ++i) {
+              const float g = xp[i] * a + b > 0.0f ? gp[i] : 0.0f;
+              g_sum += g;
+              gx_sum += g * (xp[i] - m);
+            }
+          } else {
 #pragma omp simd reduction(+ : g_sum, gx_sum)
-        for (int64_t i = 0; i < s.plane; ++i) {
-          g_sum += gp[i];
-          gx_sum += gp[i] * (xp[i] - m);
+            for (int64_t i = 0; i < s.plane; ++i) {
+              g_sum += gp[i];
+              gx_sum += gp[i] * (xp[i] - m);
+            }
+          }
+          g_total[c] += g_sum;
+          gx_total[c] += gx_sum;
         }
       }
-      g_total += g_sum;
-      gx_total += gx_sum;
     }
-    sum_dy[c] = static_cast<float>(g_total);
-    sum_dy_xhat[c] = static_cast<float>(gx_total * invstd[c]);
   });
+  for (int64_t c = 0; c < s.channels; ++c) {
+    double g = 0.0, gx = 0.0;
+    for (int64_t t = 0; t < workers; ++t) {
+      g += partial[static_cast<size_t>(2 * s.channels * t + c)];
+      gx += partial[static_cast<size_t>(2 * s.channels * t + s.channels + c)];
+    }
+    sum_dy[c] = static_cast<float>(g);
+    sum_dy_xhat[c] = static_cast<float>(gx * invstd[c]);
+  }
 }
 
 void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,
