@@ -178,6 +178,24 @@ TEST(CudaParity, AdaptivePoolingCatAndAddRelu) {
   expect_parity([](const std::vector<Tensor>& v) { return F::add_relu(v[0], v[1]); }, {random_tensor(shape), random_tensor(shape)});
 }
 
+// The losses of `steps` training steps on batches of 32 random 1x28x28 images (batch `step` drawn
+// from seed first_seed + step, labels (i * label_stride + step) % 10): the same on every device.
+std::vector<float> training_losses(nn::Module& model, optim::Optimizer& opt, Device device, int steps,
+                                   uint64_t first_seed, int label_stride) {
+  std::vector<float> losses;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor x = Tensor::normal({32, 1, 28, 28}, 0, 1, first_seed + static_cast<uint64_t>(step));
+    std::vector<int64_t> labels(32);
+    for (int i = 0; i < 32; ++i) labels[i] = (i * label_stride + step) % 10;
+    const Tensor loss = F::cross_entropy(model(x.to(device)), Tensor::from_vector(labels, {32}).to(device));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item());
+  }
+  return losses;
+}
+
 // W5's layers on both devices from the same seed: 30 SGD steps of resnet20 stay close, and the
 // running statistics with them.
 TEST(CudaTraining, ResNet20LossesAndRunningStatisticsMatchTheCpu) {
@@ -187,17 +205,7 @@ TEST(CudaTraining, ResNet20LossesAndRunningStatisticsMatchTheCpu) {
     auto model = nn::make_model("resnet20", 10);
     model->to(device);
     optim::SGD opt(model->parameters(), {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = true});
-    std::vector<float> losses;
-    for (int step = 0; step < 30; ++step) {
-      const Tensor x = Tensor::normal({32, 1, 28, 28}, 0, 1, 200 + static_cast<uint64_t>(step));
-      std::vector<int64_t> labels(32);
-      for (int i = 0; i < 32; ++i) labels[i] = (i * 3 + step) % 10;
-      const Tensor loss = F::cross_entropy((*model)(x.to(device)), Tensor::from_vector(labels, {32}).to(device));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      losses.push_back(loss.item());
-    }
+    const auto losses = training_losses(*model, opt, device, 30, 200, 3);
     for (const auto& [name, b] : model->named_buffers()) {
       if (b.dtype() == DType::Float32) for (float v : b.to_vector()) buffers.push_back(v);
     }
@@ -217,18 +225,7 @@ TEST(CudaTraining, W1LossesMatchTheCpu) {
     auto model = nn::make_cnn();
     model->to(device);
     optim::Adam opt(model->parameters(), {.lr = 1e-3f});
-    std::vector<float> losses;
-    for (int step = 0; step < 200; ++step) {
-      const Tensor x = Tensor::normal({32, 1, 28, 28}, 0, 1, 100 + static_cast<uint64_t>(step));
-      std::vector<int64_t> labels(32);
-      for (int i = 0; i < 32; ++i) labels[i] = (i * 7 + step) % 10;
-      const Tensor loss = F::cross_entropy((*model)(x.to(device)), Tensor::from_vector(labels, {32}).to(device));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      losses.push_back(loss.item());
-    }
-    return losses;
+    return training_losses(*model, opt, device, 200, 100, 7);
   };
   const auto cpu = run(Device::cpu()), gpu = run(kGpu);
   for (size_t i = 0; i < cpu.size(); i += 20) EXPECT_NEAR(gpu[i], cpu[i], 0.02 + 0.02 * std::fabs(cpu[i])) << "step " << i;

@@ -13,6 +13,7 @@
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
 #include "tests/test_util.h"
+#include "tests/thread_count_test.h"
 
 namespace horo::kernels {
 namespace {
@@ -23,10 +24,7 @@ using horo::testing::random_values;
 
 constexpr double kTol = 1e-5;
 
-class KernelTest : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override { set_num_threads(GetParam()); }
-};
+class KernelTest : public horo::testing::ThreadCountTest {};
 
 TEST_P(KernelTest, GemmMatchesReferenceForEveryTransposeAndBeta) {
   for (int trial = 0; trial < 12; ++trial) {
@@ -282,8 +280,7 @@ TEST_P(KernelTest, CrossEntropyWithWeightsAndSmoothingMatchesReference) {
   }
 }
 
-std::string thread_count_name(const ::testing::TestParamInfo<int>& p) { return "threads" + std::to_string(p.param); }
-INSTANTIATE_TEST_SUITE_P(Threads, KernelTest, ::testing::Values(1, 2, 3), thread_count_name);
+HORO_INSTANTIATE_THREAD_COUNTS(KernelTest);
 
 // Random123's known-answer vectors for Philox-4x32-10.
 TEST(Philox, MatchesPublishedKnownAnswers) {

@@ -6,6 +6,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/parallel.h"
 #include "tests/test_util.h"
+#include "tests/thread_count_test.h"
 
 namespace horo::kernels {
 namespace {
@@ -14,10 +15,7 @@ using horo::testing::normalized_error;
 using horo::testing::random_int;
 using horo::testing::random_values;
 
-class DirectConvTest : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override { set_num_threads(GetParam()); }
-};
+class DirectConvTest : public horo::testing::ThreadCountTest {};
 
 TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
   const int64_t channel_choices[] = {1, 3, 8, 16, 17, 33, 64};
@@ -57,8 +55,7 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
   }
 }
 
-std::string thread_count_name(const ::testing::TestParamInfo<int>& info) { return std::to_string(info.param) + "_threads"; }
-INSTANTIATE_TEST_SUITE_P(Threads, DirectConvTest, ::testing::Values(1, 2, 3), thread_count_name);
+HORO_INSTANTIATE_THREAD_COUNTS(DirectConvTest);
 
 }  // namespace
 }  // namespace horo::kernels

@@ -7,6 +7,7 @@
 #include "kernels/binary.h"
 #include "kernels/parallel.h"
 #include "tests/test_util.h"
+#include "tests/thread_count_test.h"
 
 namespace horo::kernels {
 namespace {
@@ -17,10 +18,7 @@ using horo::testing::random_values;
 
 constexpr double kTol = 1e-5;
 
-class NormKernelTest : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override { set_num_threads(GetParam()); }
-};
+class NormKernelTest : public horo::testing::ThreadCountTest {};
 
 BatchNormShape random_bn_shape(int trial) {
   BatchNormShape s{.batch = random_int(1, 6), .channels = random_int(1, 9), .plane = random_int(1, 40)};
@@ -142,8 +140,7 @@ TEST_P(NormKernelTest, AddReluMatchesReferenceAndKeepsNaN) {
   EXPECT_TRUE(std::isnan(y[static_cast<size_t>(n / 2)]));
 }
 
-std::string thread_count_name(const ::testing::TestParamInfo<int>& info) { return std::to_string(info.param) + "_threads"; }
-INSTANTIATE_TEST_SUITE_P(Threads, NormKernelTest, ::testing::Values(1, 2, 3), thread_count_name);
+HORO_INSTANTIATE_THREAD_COUNTS(NormKernelTest);
 
 }  // namespace
 }  // namespace horo::kernels
