@@ -22,6 +22,8 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(CLI11 REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(hwy REQUIRED)  # Highway: portable SIMD for the CPU kernels (Debian's libhwy-dev)
+find_package(JPEG REQUIRED)  # libjpeg-turbo (Debian's libjpeg-dev): image decoding in data/
+find_package(PNG REQUIRED)
 
 # Resolves an AUTO/ON/OFF option against whether the dependency was found.
 function(horo_resolve_option name found)
