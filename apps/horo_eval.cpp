@@ -1,9 +1,12 @@
 // horo-eval: accuracy, per-class accuracy and the confusion matrix of a checkpoint on an HDF5 dataset.
-//   horo-eval --checkpoint ckpt.h5 --data test.h5 [--json]
+//   horo-eval --checkpoint ckpt.h5 --data test.h5 [--json] [--resize 256 --center-crop 224]
+// The data is cropped and normalised as the checkpoint's training configuration says evaluation
+// data should be (the training file's mean and std; Resize + CenterCrop after random resized crops).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
+#include "apps/data_flags.h"
 #include "apps/trainer.h"
 #include "nn/checkpoint.h"
 #include "nn/spec.h"
@@ -20,16 +23,29 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--json", json, "print one JSON object (accuracy, per_class, confusion) instead of tables");
   app.add_option("--save-logits", logits_path, "also write the logits [N, classes] (file order) to this HDF5 file");
+  horo::apps::DataFlags data_flags;
+  horo::apps::add_evaluation_data_flags(app, data_flags);
   CLI11_PARSE(app, argc, argv);
   try {
     const auto checkpoint = horo::nn::read_checkpoint(checkpoint_path);
     auto built = horo::nn::build_model_from_text(checkpoint.model_spec, checkpoint_path + ":model_spec");
     horo::nn::load_model(*built.model, checkpoint, true);
     auto options = horo::apps::reader_options(data_path, batch, 0, 1);
+    if (!checkpoint.train_config.empty()) {
+      const auto settings = horo::nn::parse_train_config(checkpoint.train_config, checkpoint_path + ":train_config");
+      horo::apps::merge_data_settings(settings, horo::apps::given_on(app), data_flags);
+    }
+    // Without a recorded normalisation (older checkpoints), the data file's own statistics.
+    horo::apps::default_normalisation(horo::data::H5DatasetFile(data_path).schema(), data_flags);
+    options.transforms = horo::apps::evaluation_transforms(data_flags);
+    options.workers = horo::apps::reader_workers(data_flags, horo::data::H5DatasetFile(data_path).schema(), 1);
     options.shuffle = false;
     options.remainder = horo::data::Remainder::Keep;
     horo::data::Reader reader(options);
     HORO_CHECK(reader.schema().has_labels, horo::ValueError, data_path, ": has no labels to evaluate against");
+    HORO_CHECK(reader.sample_shape() == built.input_shape, horo::ShapeError, checkpoint_path, ": the model takes samples ",
+               horo::shape_str(built.input_shape), " but the batches of ", data_path, " are ", horo::shape_str(reader.sample_shape()),
+               " (give --resize / --center-crop to match)");
     built.model->eval();
     horo::autograd::NoGradGuard no_grad;
     int64_t classes = 0;

@@ -4,12 +4,14 @@
 // one line on stderr and a non-zero code.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
+#include "apps/data_flags.h"
 #include "apps/run_log.h"
 #include "apps/trainer.h"
 #include "dist/sync_batch_norm.h"
@@ -29,11 +31,12 @@ struct Flags {
   std::vector<std::string> freeze;
   horo::apps::TrainConfig config;
   int threads = 0, keep = 3;
-  int64_t train_images = -1, test_images = -1, crop_padding = 0, num_classes = 0, checkpoint_every = 0;
+  int64_t train_images = -1, test_images = -1, num_classes = 0, checkpoint_every = 0;
+  horo::apps::DataFlags data;
   int64_t step_size = 1, warmup_steps = 0;
   float momentum = 0.9f, weight_decay = 0.0f, backbone_lr_scale = 1.0f;
   double gamma = 0.1;
-  bool hflip = false, strict_init = false, nesterov = false, sync_bn = false, zero_init_residual = false, summary = false;
+  bool strict_init = false, nesterov = false, sync_bn = false, zero_init_residual = false, summary = false;
 };
 
 // The training configuration as text, stored in checkpoints beside the model specification.
@@ -47,8 +50,7 @@ std::string config_text(const Flags& f) {
   c << "batch: " << f.config.batch << "\nepochs: " << f.config.epochs << "\nseed: " << f.config.seed << "\n";
   if (!f.train_file.empty()) c << "train: \"" << f.train_file << "\"\n";
   if (!f.val_file.empty()) c << "val: \"" << f.val_file << "\"\n";
-  if (f.hflip) c << "hflip: true\n";
-  if (f.crop_padding) c << "crop_padding: " << f.crop_padding << "\n";
+  c << horo::apps::data_config_text(f.data);
   return horo::nn::canonical_train_config(c.str(), "train config");
 }
 
@@ -85,9 +87,7 @@ int main(int argc, char** argv) {
   app.add_option("--test-images", f.test_images, "use only the first N IDX test images (-1: all)")->capture_default_str();
   app.add_option("--train", f.train_file, "HDF5 training set (docs/data-format.md) instead of the IDX files");
   app.add_option("--val", f.val_file, "HDF5 validation set, evaluated after each epoch");
-  app.add_flag("--hflip", f.hflip, "random horizontal flips (HDF5 input)");
-  app.add_option("--crop-padding", f.crop_padding, "random crops after zero padding by N pixels (HDF5 input)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  horo::apps::add_training_data_flags(app, f.data);
   app.add_option("--checkpoint-dir", f.checkpoint_dir, "write checkpoints (ckpt-<step>.h5) here");
   app.add_option("--checkpoint-every", f.checkpoint_every, "steps between checkpoints (0: at the end of each epoch)")->capture_default_str();
   app.add_option("--keep", f.keep, "checkpoints to keep")->check(CLI::PositiveNumber)->capture_default_str();
@@ -159,8 +159,7 @@ int main(int argc, char** argv) {
       if (t.has_seed && unset("--seed")) f.config.seed = t.seed;
       if (!t.train.empty() && unset("--train")) f.train_file = t.train;
       if (!t.val.empty() && unset("--val")) f.val_file = t.val;
-      if (t.has_hflip && unset("--hflip")) f.hflip = t.hflip;
-      if (t.has_crop_padding && unset("--crop-padding")) f.crop_padding = t.crop_padding;
+      horo::apps::merge_data_settings(t, horo::apps::given_on(app), f.data);
     }
     auto comm = horo::dist::make_communicator_for(gpu);
     rank = comm->rank();
@@ -179,8 +178,12 @@ int main(int argc, char** argv) {
     int64_t data_classes = 10, train_count = 0;
     const int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
     if (!f.train_file.empty()) {
+      // The model sees samples as the transforms make them (a crop may change the stored size).
       const horo::data::H5DatasetFile file(f.train_file);
-      sample = file.schema().sample_shape;
+      horo::apps::default_normalisation(file.schema(), f.data);
+      const auto transforms = horo::apps::training_transforms(f.data);
+      horo::data::check_transforms(transforms, file.schema().sample_shape, f.train_file);
+      sample = horo::data::transformed_shape(transforms, file.schema().sample_shape, f.train_file);
       if (file.schema().num_classes > 0) data_classes = file.schema().num_classes;
     }
 
@@ -193,8 +196,9 @@ int main(int argc, char** argv) {
     if (as_written) sample = built.input_shape;
     if (built.input_shape != sample) {
       HORO_CHECK(!resumed && horo::nn::is_builtin_model(f.model), horo::ShapeError, spec_source, ": the model takes samples ",
-                 horo::shape_str(built.input_shape), " but ", f.train_file.empty() ? std::string("the IDX data") : f.train_file,
-                 " holds ", horo::shape_str(sample));
+                 horo::shape_str(built.input_shape), " but the batches of ",
+                 f.train_file.empty() ? std::string("the IDX data") : f.train_file, " are ", horo::shape_str(sample),
+                 " (after the crops and resizing given)");
       spec_text = horo::nn::with_input_shape(spec_text, sample, spec_source);
       built = horo::nn::build_model_from_text(spec_text, spec_source);
     }
@@ -215,8 +219,8 @@ int main(int argc, char** argv) {
       options.rank = rank;
       options.world = world;
       options.pinned = f.config.device.is_cuda();  // asynchronous copies to the GPU
-      options.transforms.random_hflip = f.hflip;
-      options.transforms.random_crop_padding = f.crop_padding;
+      options.transforms = horo::apps::training_transforms(f.data);
+      options.workers = horo::apps::reader_workers(f.data, horo::data::H5DatasetFile(f.train_file).schema(), comm->local_size());
       if (resumed && start_epoch < f.config.epochs) {
         options.start_epoch = start_epoch;
         options.start_batch = start_batch;
@@ -294,15 +298,18 @@ int main(int argc, char** argv) {
     std::function<double()> evaluate;
     int64_t test_count = 0;
     if (leader && !f.val_file.empty()) {
+      // Validation data is normalised as the training data is (its statistics, not its own) and
+      // cropped as evaluation crops.
       auto options = horo::apps::reader_options(f.val_file, 1000, 0, 1);
-      if (!f.train_file.empty()) {
-        // Validation data is normalised as the training data is (its statistics, not its own).
-        const auto train = horo::apps::reader_options(f.train_file, 1, 0, 1);
-        if (!train.transforms.mean.empty()) {
-          options.transforms.mean = train.transforms.mean;
-          options.transforms.std = train.transforms.std;
-        }
+      if (!f.train_file.empty()) options.transforms = horo::apps::evaluation_transforms(f.data);
+      {
+        const horo::data::H5DatasetFile val(f.val_file);
+        const horo::Shape val_sample = horo::data::transformed_shape(options.transforms, val.schema().sample_shape, f.val_file);
+        HORO_CHECK(val_sample == sample, horo::ShapeError, f.val_file, ": its batches are ", horo::shape_str(val_sample),
+                   " but the model takes ", horo::shape_str(sample), " (give --resize / --center-crop to match)");
+        options.batch = std::clamp<int64_t>((int64_t{32} << 20) / (4 * horo::shape_numel(sample)), 1, 1000);  // about 32 MiB
       }
+      options.workers = horo::apps::reader_workers(f.data, horo::data::H5DatasetFile(f.val_file).schema(), 1);
       options.shuffle = false;
       options.remainder = horo::data::Remainder::Keep;
       test_count = horo::data::H5DatasetFile(f.val_file).schema().count;

@@ -1,7 +1,8 @@
-// W4: shuffled, sharded reading of an HDF5 dataset with transforms, beside the raw read rate of the
-// same bytes. Prints samples/s for both and the process's peak memory.
+// W4 and W6: shuffled, sharded reading of an HDF5 dataset with transforms, beside the raw read rate
+// of the same bytes. Prints samples/s for both and the process's peak memory.
 //   horo-bench-reader --file train.h5 [--world 2] [--rank 0] [--batch 64] [--epochs 2] [--prefetch-mib 64]
-//                     [--workers 1] [--transforms none|normalize|augment]
+//                     [--workers 1] [--transforms none|normalize|augment|imagenet] [--size 224]
+// imagenet: RandomResizedCrop(size), horizontal flip, ImageNet's mean and std (W6, encoded JPEGs).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -24,7 +25,7 @@ double peak_rss_mib() {
 int main(int argc, char** argv) {
   horo::data::ReaderOptions o;
   std::string transforms = "augment";
-  int64_t prefetch_mib = 64, cache_mib = 64;
+  int64_t prefetch_mib = 64, cache_mib = 64, size = 224;
   CLI::App app{"horo-bench-reader: W4 reader throughput"};
   app.add_option("--file", o.path, "HDF5 dataset")->required();
   app.add_option("--world", o.world, "shards (ranks)")->capture_default_str();
@@ -34,8 +35,10 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch-mib", prefetch_mib, "prefetch queue bound in MiB")->capture_default_str();
   app.add_option("--cache-mib", cache_mib, "block cache bound in MiB")->capture_default_str();
   app.add_option("--workers", o.workers, "transform threads")->capture_default_str();
-  app.add_option("--transforms", transforms, "none, normalize or augment (normalize + flip + crop 2)")
-      ->check(CLI::IsMember({"none", "normalize", "augment"}))->capture_default_str();
+  app.add_option("--transforms", transforms,
+                 "none, normalize, augment (normalize + flip + crop 2) or imagenet (random resized crop + flip + normalize)")
+      ->check(CLI::IsMember({"none", "normalize", "augment", "imagenet"}))->capture_default_str();
+  app.add_option("--size", size, "imagenet: the crop's side")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     o.prefetch_bytes = static_cast<size_t>(prefetch_mib) << 20;
@@ -48,19 +51,36 @@ int main(int argc, char** argv) {
       o.transforms.random_hflip = true;
       o.transforms.random_crop_padding = 2;
     }
+    if (transforms == "imagenet") {
+      o.transforms.mean = {0.485f, 0.456f, 0.406f};
+      o.transforms.std = {0.229f, 0.224f, 0.225f};
+      o.transforms.random_hflip = true;
+      o.transforms.random_resized_crop.size = size;
+    }
     // Raw: the same bytes read block by block, in file order, from the page cache (a warm-up pass
     // first). Reading block by block keeps this pass's memory small too.
     const horo::data::H5DatasetFile file(o.path);
-    std::vector<uint8_t> block(static_cast<size_t>(file.block_samples() * file.schema().sample_bytes()));
+    const bool encoded = file.schema().encoded;
+    std::vector<uint8_t> block(encoded ? 0 : static_cast<size_t>(file.block_samples() * file.schema().sample_bytes()));
+    size_t file_bytes = 0;
     auto read_everything = [&] {
+      file_bytes = 0;
+      if (encoded) {
+        for (int64_t i = 0; i < file.schema().count; ++i) {
+          file.read_encoded(i, block);
+          file_bytes += block.size();
+        }
+        return;
+      }
       for (int64_t b = 0; b < file.block_count(); ++b) file.read_block(b, block.data());
+      file_bytes = static_cast<size_t>(file.schema().count * file.schema().sample_bytes());
     };
     read_everything();
     auto start = std::chrono::steady_clock::now();
     read_everything();
     const double raw_seconds = seconds_since(start);
     const double raw_rate = static_cast<double>(file.schema().count) / raw_seconds;
-    const double file_mib = static_cast<double>(file.schema().count * file.schema().sample_bytes()) / (1 << 20);
+    const double file_mib = static_cast<double>(file_bytes) / (1 << 20);
 
     start = std::chrono::steady_clock::now();
     horo::data::Reader reader(o);

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "data/dataset_writer.h"
 #include "data/idx.h"
 #include "data/sampler.h"
 #include "kernels/philox.h"
@@ -129,6 +130,19 @@ namespace {
 void write_subset(const H5DatasetFile& file, const Tensor& all, const std::vector<int64_t>& samples,
                   const std::vector<int64_t>& labels, const std::string& out, WriteOptions options) {
   const Schema& s = file.schema();
+  if (s.encoded) {  // image files copied one at a time, with their sizes and names
+    options.mean = s.mean;
+    options.std = s.std;
+    DatasetWriter writer(out, true, options);
+    std::vector<uint8_t> bytes;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      file.read_encoded(samples[i], bytes);
+      writer.append_encoded(bytes.data(), bytes.size(), file.image_height(samples[i]), file.image_width(samples[i]), labels[i],
+                            file.file_name(samples[i]));
+    }
+    writer.finish();
+    return;
+  }
   Shape shape{static_cast<int64_t>(samples.size())};
   shape.insert(shape.end(), s.sample_shape.begin(), s.sample_shape.end());
   Tensor data = Tensor::empty(shape, s.data_dtype);
@@ -182,7 +196,7 @@ std::pair<int64_t, int64_t> split_dataset(const std::string& input, const std::s
     options.class_names.push_back(s.class_names.empty() ? "class_" + std::to_string(c) : s.class_names[c]);
   }
   if (options.class_names.empty() && o.classes.empty()) options.class_names = s.class_names;
-  const Tensor all = file.read_all();
+  const Tensor all = s.encoded ? Tensor() : file.read_all();
   auto relabelled = [&](const std::vector<int64_t>& samples) {
     std::vector<int64_t> labels;
     for (int64_t i : samples) labels.push_back(new_label(file.labels()[i]));
@@ -224,9 +238,15 @@ std::string inspect(const std::string& path) {
   H5DatasetFile file(path);
   const Schema& s = file.schema();
   std::ostringstream out;
-  out << path << "\n  " << s.data_name << ": " << dtype_name(s.data_dtype) << " [" << s.count;
-  for (int64_t d : s.sample_shape) out << ", " << d;
-  out << "]\n  labels: " << (s.has_labels ? "int64 [" + std::to_string(s.count) + "], " + std::to_string(s.num_classes) + " classes" : "none") << "\n";
+  out << path << "\n  " << s.data_name << ": ";
+  if (s.encoded) {
+    out << s.count << " JPEG/PNG files";
+  } else {
+    out << dtype_name(s.data_dtype) << " [" << s.count;
+    for (int64_t d : s.sample_shape) out << ", " << d;
+    out << "]";
+  }
+  out << "\n  labels: " << (s.has_labels ? "int64 [" + std::to_string(s.count) + "], " + std::to_string(s.num_classes) + " classes" : "none") << "\n";
   if (!s.class_names.empty()) {
     out << "  class_names:";
     for (const auto& n : s.class_names) out << " " << n;
@@ -246,6 +266,19 @@ std::string inspect(const std::string& path) {
     out << "  label histogram:";
     for (size_t c = 0; c < histogram.size(); ++c) out << " " << c << ":" << histogram[c];
     out << "\n";
+  }
+  if (s.encoded) {
+    int64_t min_h = 0, max_h = 0, min_w = 0, max_w = 0;
+    for (int64_t i = 0; i < s.count; ++i) {
+      const int64_t h = file.image_height(i), w = file.image_width(i);
+      if (i == 0 || h < min_h) min_h = h;
+      if (i == 0 || h > max_h) max_h = h;
+      if (i == 0 || w < min_w) min_w = w;
+      if (i == 0 || w > max_w) max_w = w;
+    }
+    out << "  image sizes (width x height): " << min_w << "-" << max_w << " x " << min_h << "-" << max_h
+        << " (decoded and transformed by the reader)\n";
+    return out.str();
   }
   const Tensor all = file.read_all();
   double lo = 0, hi = 0, sum = 0;

@@ -1,5 +1,8 @@
 #include "data/h5_dataset.h"
 
+#include "data/dataset_writer.h"
+#include "data/image_codec.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -9,20 +12,22 @@ H5DatasetFile::H5DatasetFile(const std::string& path) {
   schema_.path = path;
   file_ = h5::open_file(path);
   const hid_t f = file_.get();
-  if (h5::has_dataset(f, "images")) schema_.data_name = "images";
-  else if (h5::has_dataset(f, "features")) schema_.data_name = "features";
-  else throw IOError(detail::concat(path, ": no dataset 'images' or 'features' (see docs/data-format.md)"));
-  const std::string where = path + ":/" + schema_.data_name;
-  data_ = h5::open_dataset(f, schema_.data_name, where);
-  schema_.data_dtype = h5::dataset_dtype(data_.get(), where);
-  HORO_CHECK(schema_.data_dtype == DType::UInt8 || schema_.data_dtype == DType::Float32, IOError, where,
-             ": unsupported dtype ", dtype_name(schema_.data_dtype), "; expected uint8 or float32");
-  const auto shape = h5::dataset_shape(data_.get(), where);
-  HORO_CHECK(shape.size() >= 2, IOError, where, ": expected [samples, ...] with at least 2 dimensions, got ",
-             shape_str(shape));
-  schema_.count = shape[0];
-  schema_.sample_shape.assign(shape.begin() + 1, shape.end());
-  {
+  if (h5::has_dataset(f, "encoded_images")) {
+    open_encoded();
+  } else {
+    if (h5::has_dataset(f, "images")) schema_.data_name = "images";
+    else if (h5::has_dataset(f, "features")) schema_.data_name = "features";
+    else throw IOError(detail::concat(path, ": no dataset 'images', 'features' or 'encoded_images' (see docs/data-format.md)"));
+    const std::string where = path + ":/" + schema_.data_name;
+    data_ = h5::open_dataset(f, schema_.data_name, where);
+    schema_.data_dtype = h5::dataset_dtype(data_.get(), where);
+    HORO_CHECK(schema_.data_dtype == DType::UInt8 || schema_.data_dtype == DType::Float32, IOError, where,
+               ": unsupported dtype ", dtype_name(schema_.data_dtype), "; expected uint8 or float32");
+    const auto shape = h5::dataset_shape(data_.get(), where);
+    HORO_CHECK(shape.size() >= 2, IOError, where, ": expected [samples, ...] with at least 2 dimensions, got ",
+               shape_str(shape));
+    schema_.count = shape[0];
+    schema_.sample_shape.assign(shape.begin() + 1, shape.end());
     std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
     h5::Handle props(h5::check_id(H5Dget_create_plist(data_.get()), where, "reading the layout"), H5Pclose);
     if (H5Pget_layout(props.get()) == H5D_CHUNKED) {
@@ -64,8 +69,115 @@ H5DatasetFile::H5DatasetFile(const std::string& path) {
   }
 }
 
+namespace {
+
+// A one-dimensional int32 dataset of `count` values.
+std::vector<int32_t> read_int32s(hid_t file, const std::string& name, int64_t count, const std::string& path) {
+  const std::string at = path + ":/" + name;
+  HORO_CHECK(h5::has_dataset(file, name), IOError, path, ": encoded images need the dataset '", name, "'");
+  h5::Handle set = h5::open_dataset(file, name, at);
+  const auto shape = h5::dataset_shape(set.get(), at);
+  HORO_CHECK(shape.size() == 1 && shape[0] == count, IOError, at, ": expected shape [", count, "], got ", shape_str(shape));
+  std::vector<int32_t> values(static_cast<size_t>(count));
+  std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+  if (count > 0) h5::check(H5Dread(set.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), at, "reading");
+  return values;
+}
+
+// One element of a one-dimensional dataset as the selection of a file space and a memory space.
+struct Element {
+  h5::Handle file_space, memory_space;
+  Element(hid_t dataset, int64_t i, const std::string& where) {
+    file_space = h5::Handle(h5::check_id(H5Dget_space(dataset), where, "reading the shape"), H5Sclose);
+    const hsize_t start = static_cast<hsize_t>(i), one = 1;
+    h5::check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &one, nullptr), where, "selecting a sample");
+    memory_space = h5::Handle(h5::check_id(H5Screate_simple(1, &one, nullptr), where, "creating the memory shape"), H5Sclose);
+  }
+};
+
+}  // namespace
+
+void H5DatasetFile::open_encoded() {
+  const hid_t f = file_.get();
+  const std::string& path = schema_.path;
+  schema_.data_name = "encoded_images";
+  schema_.encoded = true;
+  schema_.data_dtype = DType::UInt8;
+  const std::string where = path + ":/encoded_images";
+  data_ = h5::open_dataset(f, "encoded_images", where);
+  {
+    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+    h5::Handle type(h5::check_id(H5Dget_type(data_.get()), where, "reading the type"), H5Tclose);
+    bool bytes = H5Tget_class(type.get()) == H5T_VLEN;
+    if (bytes) {
+      h5::Handle base(h5::check_id(H5Tget_super(type.get()), where, "reading the element type"), H5Tclose);
+      bytes = H5Tget_class(base.get()) == H5T_INTEGER && H5Tget_size(base.get()) == 1;
+    }
+    HORO_CHECK(bytes, IOError, where, ": expected variable-length uint8 (each image file's bytes)");
+  }
+  const auto shape = h5::dataset_shape(data_.get(), where);
+  HORO_CHECK(shape.size() == 1, IOError, where, ": expected shape [samples], got ", shape_str(shape));
+  schema_.count = shape[0];
+  heights_ = read_int32s(f, "heights", schema_.count, path);
+  widths_ = read_int32s(f, "widths", schema_.count, path);
+  int64_t h = schema_.count ? heights_[0] : 0, w = schema_.count ? widths_[0] : 0;
+  for (int64_t i = 0; i < schema_.count; ++i) {
+    const int64_t hi = heights_[static_cast<size_t>(i)], wi = widths_[static_cast<size_t>(i)];
+    HORO_CHECK(hi > 0 && wi > 0 && hi * wi <= kMaxImagePixels, IOError, path, ": sample ", i, " records an image of ", wi,
+               " x ", hi, " pixels (expected 1 to ", kMaxImagePixels, " pixels)");
+    if (hi != h || wi != w) h = w = 0;
+  }
+  schema_.sample_shape = {3, h, w};
+  block_samples_ = 1;  // image files are read one at a time
+}
+
+void H5DatasetFile::read_encoded(int64_t i, std::vector<uint8_t>& out) const {
+  const std::string where = schema_.path + ":/encoded_images";
+  HORO_CHECK(schema_.encoded, ValueError, schema_.path, ": not a file of encoded images");
+  HORO_CHECK(i >= 0 && i < schema_.count, ValueError, where, ": sample ", i, " outside [0, ", schema_.count, ")");
+  h5::quiet_this_thread();
+  std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+  const Element element(data_.get(), i, where);
+  h5::Handle type(h5::check_id(H5Tvlen_create(H5T_NATIVE_UINT8), where, "creating the memory type"), H5Tclose);
+  hvl_t value{0, nullptr};
+  h5::check(H5Dread(data_.get(), type.get(), element.memory_space.get(), element.file_space.get(), H5P_DEFAULT, &value), where,
+            "reading an image");
+  out.assign(static_cast<const uint8_t*>(value.p), static_cast<const uint8_t*>(value.p) + value.len);
+  h5::check(H5Dvlen_reclaim(type.get(), element.memory_space.get(), H5P_DEFAULT, &value), where, "releasing a read buffer");
+}
+
+std::string H5DatasetFile::file_name(int64_t i) const {
+  if (!schema_.encoded || i < 0 || i >= schema_.count) return "";
+  std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+  if (!h5::has_dataset(file_.get(), "filenames")) return "";
+  h5::quiet_this_thread();
+  const std::string where = schema_.path + ":/filenames";
+  h5::Handle set = h5::open_dataset(file_.get(), "filenames", where);
+  const Element element(set.get(), i, where);
+  h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  char* text = nullptr;
+  h5::check(H5Dread(set.get(), type.get(), element.memory_space.get(), element.file_space.get(), H5P_DEFAULT, &text), where,
+            "reading a file name");
+  std::string name = text ? text : "";
+  H5Dvlen_reclaim(type.get(), element.memory_space.get(), H5P_DEFAULT, &text);
+  return name;
+}
+
+std::string H5DatasetFile::sample_name(int64_t i) const {
+  std::string name = detail::concat(schema_.path, ": sample ", i);
+  try {
+    const std::string file = file_name(i);
+    if (!file.empty()) name += " (" + file + ")";
+  } catch (const Error&) {
+    // the name only decorates a message: without it the message still names the sample
+  }
+  return name;
+}
+
 int64_t H5DatasetFile::read_block(int64_t b, void* out) const {
   const std::string where = schema_.path + ":/" + schema_.data_name;
+  HORO_CHECK(!schema_.encoded, ValueError, where, ": encoded images are read one at a time (read_encoded)");
   HORO_CHECK(b >= 0 && b < block_count(), ValueError, where, ": block ", b, " outside [0, ", block_count(), ")");
   h5::quiet_this_thread();
   const int64_t first = b * block_samples_, count = std::min(block_samples_, schema_.count - first);
@@ -86,6 +198,7 @@ int64_t H5DatasetFile::read_block(int64_t b, void* out) const {
 }
 
 Tensor H5DatasetFile::read_all() const {
+  HORO_CHECK(!schema_.encoded, ValueError, schema_.path, ": encoded images have no fixed-size array to read whole");
   Shape shape{schema_.count};
   shape.insert(shape.end(), schema_.sample_shape.begin(), schema_.sample_shape.end());
   Tensor out = Tensor::empty(shape, schema_.data_dtype);
@@ -105,46 +218,10 @@ void write_dataset_file(const std::string& path, const Tensor& data, const Tenso
     HORO_CHECK(labels.dim() == 1 && labels.size(0) == data.size(0), ShapeError, path, ": ", data.size(0),
                " samples but labels ", labels.describe());
   }
-  const std::string temporary = path + ".tmp";
-  {
-    h5::Handle file = h5::create_file(temporary);
-    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
-    const int rank = static_cast<int>(data.dim());
-    std::vector<hsize_t> dims(data.shape().begin(), data.shape().end());
-    const int64_t sample_bytes = data.numel() / std::max<int64_t>(1, data.size(0)) * static_cast<int64_t>(dtype_size(data.dtype()));
-    const int64_t chunk = o.chunk_samples > 0 ? o.chunk_samples : std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, sample_bytes));
-    std::vector<hsize_t> chunk_dims = dims;
-    chunk_dims[0] = static_cast<hsize_t>(std::clamp<int64_t>(chunk, 1, std::max<int64_t>(1, data.size(0))));
-    const std::string where = temporary + ":/" + o.data_name;
-    h5::Handle space(h5::check_id(H5Screate_simple(rank, dims.data(), nullptr), where, "creating the shape"), H5Sclose);
-    h5::Handle props(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), where, "creating properties"), H5Pclose);
-    if (data.size(0) > 0) h5::check(H5Pset_chunk(props.get(), rank, chunk_dims.data()), where, "setting the chunk shape");
-    if (o.gzip_level > 0) {
-      h5::check(H5Pset_shuffle(props.get()), where, "enabling the shuffle filter");
-      h5::check(H5Pset_deflate(props.get(), static_cast<unsigned>(o.gzip_level)), where, "enabling gzip");
-    }
-    const hid_t file_type = data.dtype() == DType::UInt8 ? H5T_STD_U8LE : H5T_IEEE_F32LE;
-    h5::Handle dataset(h5::check_id(H5Dcreate2(file.get(), o.data_name.c_str(), file_type, space.get(), H5P_DEFAULT,
-                                               props.get(), H5P_DEFAULT), where, "creating the dataset"), H5Dclose);
-    h5::check(H5Dwrite(dataset.get(), h5::memory_type(data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.raw_data()),
-              where, "writing");
-    if (labels.defined()) {
-      const hsize_t n = static_cast<hsize_t>(labels.numel());
-      h5::Handle lspace(h5::check_id(H5Screate_simple(1, &n, nullptr), temporary, "creating the label shape"), H5Sclose);
-      h5::Handle lset(h5::check_id(H5Dcreate2(file.get(), "labels", H5T_STD_I64LE, lspace.get(), H5P_DEFAULT,
-                                              H5P_DEFAULT, H5P_DEFAULT), temporary, "creating labels"), H5Dclose);
-      h5::check(H5Dwrite(lset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.raw_data()), temporary,
-                "writing labels");
-    }
-    if (!o.class_names.empty()) h5::write_string_list(file.get(), "class_names", o.class_names, temporary);
-    if (!o.feature_names.empty()) h5::write_string_list(file.get(), "feature_names", o.feature_names, temporary);
-    if (!o.mean.empty()) h5::write_doubles(file.get(), "mean", o.mean, temporary);
-    if (!o.std.empty()) h5::write_doubles(file.get(), "std", o.std, temporary);
-    h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), temporary, "flushing");
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  HORO_CHECK(!error, IOError, path, ": cannot move the finished file into place (", error.message(), ")");
+  const Shape sample_shape(data.shape().begin() + 1, data.shape().end());
+  DatasetWriter writer(path, data.dtype(), sample_shape, labels.defined(), o);
+  writer.append(data.raw_data(), data.size(0), labels.defined() ? labels.data<int64_t>() : nullptr);
+  writer.finish();
 }
 
 }  // namespace horo::data

@@ -1,6 +1,8 @@
 // horo's HDF5 dataset layout (docs/data-format.md) and access to it:
 //   /images    uint8 or float32 [N, C, H, W]   (or /features float32 [N, F] for tabular data)
 //   /labels    int64 or int32 [N]             optional for unlabelled data
+//   or /encoded_images: JPEG/PNG files' bytes [N] (variable-length uint8), /heights and /widths int32
+//   [N], /filenames [N] (variable-length strings, for messages)
 //   root attributes, all optional: class_names (strings), mean and std (per channel, of the data
 //   scaled to [0, 1] for uint8), feature_names (strings, for tabular data)
 // Data is chunked along the sample axis; gzip and the shuffle filter are optional.
@@ -16,9 +18,10 @@ namespace horo::data {
 
 struct Schema {
   std::string path;
-  std::string data_name;  // "images" or "features"
+  std::string data_name;  // "images", "features" or "encoded_images"
   DType data_dtype = DType::UInt8;
-  Shape sample_shape;  // shape of one sample, e.g. [1, 28, 28]
+  Shape sample_shape;  // shape of one sample, e.g. [1, 28, 28]; encoded: [3, H, W], H = W = 0 where sizes differ
+  bool encoded = false;  // samples are image files, decoded by the reader
   int64_t count = 0;
   bool has_labels = false;
   int64_t num_classes = 0;  // from class_names when present, else max label + 1
@@ -45,11 +48,23 @@ class H5DatasetFile {
   // The whole data field as a tensor [N, ...].
   Tensor read_all() const;
 
+  // Encoded files: sample i's bytes (into out, reusing its buffer) and its recorded size.
+  void read_encoded(int64_t i, std::vector<uint8_t>& out) const;
+  int64_t image_height(int64_t i) const { return heights_[static_cast<size_t>(i)]; }
+  int64_t image_width(int64_t i) const { return widths_[static_cast<size_t>(i)]; }
+  // Encoded files: the name sample i's file had when converted ("" when not recorded).
+  std::string file_name(int64_t i) const;
+  // "path: sample i" and, for encoded files, the image's file name: for messages.
+  std::string sample_name(int64_t i) const;
+
  private:
   Schema schema_;
   h5::Handle file_, data_;
   std::vector<int64_t> labels_;
+  std::vector<int32_t> heights_, widths_;
   int64_t block_samples_ = 1024;
+
+  void open_encoded();
 };
 
 struct WriteOptions {

@@ -49,6 +49,7 @@ struct PixelBox {
 // Decoded pixels [height][width][3] and where they sit in the full-size image: pixel (r, c) covers
 // full-size rows [origin_y + r * scale, + scale) and columns [origin_x + c * scale, + scale).
 struct RgbImage {
+  int64_t full_height = 0, full_width = 0;  // the image's size in its file
   int64_t height = 0, width = 0;
   int64_t origin_y = 0, origin_x = 0;
   int64_t scale = 1;  // 1, 2, 4 or 8

@@ -67,7 +67,7 @@ int choose_scale(const jpeg_decompress_struct& cinfo, const PixelBox& region, co
 }
 
 struct Decoded {
-  int64_t height, width, origin_y, origin_x, scale;
+  int64_t full_height, full_width, height, width, origin_y, origin_x, scale;
   bool cmyk;
 };
 
@@ -146,7 +146,7 @@ bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, std::vect
   // Reading to the end checks the rest of the file (a truncated file fails here too).
   if (y1 == out_h) jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  result = {rows, cols, y0 * scale, (static_cast<int64_t>(x0) + drop_left) * scale, scale, cmyk};
+  result = {full_h, full_w, rows, cols, y0 * scale, (static_cast<int64_t>(x0) + drop_left) * scale, scale, cmyk};
   return true;
 }
 
@@ -157,6 +157,8 @@ void decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name, con
   JpegErrors errors;
   Decoded d{};
   if (!decode(bytes, size, options, out.pixels, row, d, errors)) throw ImageError(name + ": JPEG: " + errors.message);
+  out.full_height = d.full_height;
+  out.full_width = d.full_width;
   out.height = d.height;
   out.width = d.width;
   out.origin_y = d.origin_y;

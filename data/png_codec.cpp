@@ -86,8 +86,8 @@ void decode_png(const uint8_t* bytes, size_t size, const std::string& name, RgbI
   PngSource source{bytes, size, 0, {}};
   int64_t height = 0, width = 0;
   if (!decode(source, out.pixels, rows, height, width)) throw ImageError(name + ": PNG: " + source.message);
-  out.height = height;
-  out.width = width;
+  out.full_height = out.height = height;
+  out.full_width = out.width = width;
   out.origin_y = out.origin_x = 0;
   out.scale = 1;
 }

@@ -15,6 +15,9 @@ struct Reader::Task {
   int64_t sequence = 0, epoch = 0, index = 0;
   std::vector<int64_t> indices;  // samples in batch order
   std::vector<uint8_t> raw;      // their bytes, in the same order
+  std::vector<size_t> offsets;   // encoded files: sample j's bytes are raw[offsets[j], offsets[j + 1])
+  ReaderBatch out;               // filled by the workers, a sample each at a time
+  int64_t claimed = 0, finished = 0;  // samples taken by a worker, and done (under the reader's mutex)
 };
 
 namespace {
@@ -75,6 +78,7 @@ Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
   file_ = std::make_unique<H5DatasetFile>(o.path);
   const Schema& s = file_->schema();
   check_transforms(o.transforms, s.sample_shape, o.path);
+  sample_shape_ = transformed_shape(o.transforms, s.sample_shape, o.path);
   const int64_t n = s.count, round = o.batch * o.world;
   if (o.remainder == Remainder::Keep) {
     HORO_CHECK(n > 0, ValueError, o.path, ": the file holds no samples");
@@ -88,8 +92,11 @@ Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
                  o.start_batch < batches_per_epoch_, ValueError, o.path, ": cannot resume at epoch ", o.start_epoch,
              " batch ", o.start_batch, " of ", o.num_epochs, " epochs x ", batches_per_epoch_, " batches");
   total_batches_ = (o.num_epochs - o.start_epoch) * batches_per_epoch_ - o.start_batch;
-  const size_t batch_bytes = static_cast<size_t>(o.batch) *
-                             (static_cast<size_t>(s.sample_bytes()) + static_cast<size_t>(shape_numel(s.sample_shape)) * 4 + 24);
+  // A batch in flight: its raw bytes (for image files, guessed at a quarter of the float output) and
+  // its float output.
+  const size_t out_bytes = static_cast<size_t>(shape_numel(sample_shape_)) * 4;
+  const size_t raw_bytes = s.encoded ? out_bytes / 4 : static_cast<size_t>(s.sample_bytes());
+  const size_t batch_bytes = static_cast<size_t>(o.batch) * (raw_bytes + out_bytes + 24);
   max_in_flight_ = std::max<int64_t>(1, static_cast<int64_t>(o.prefetch_bytes / std::max<size_t>(1, batch_bytes)));
   threads_.emplace_back([this] { io_loop(); });
   for (int w = 0; w < o.workers; ++w) threads_.emplace_back([this] { worker_loop(); });
@@ -163,16 +170,36 @@ void Reader::io_loop() {
       std::vector<size_t> by_index(task->indices.size());
       std::iota(by_index.begin(), by_index.end(), size_t{0});
       std::sort(by_index.begin(), by_index.end(), [&](size_t a, size_t b) { return task->indices[a] < task->indices[b]; });
-      task->raw.resize(task->indices.size() * static_cast<size_t>(sample_bytes));
-      for (size_t j : by_index) {
-        const int64_t sample = task->indices[j];
-        const uint8_t* block = cache.get(sample / per_block, blocks_read_);
-        std::memcpy(task->raw.data() + j * static_cast<size_t>(sample_bytes), block + (sample % per_block) * sample_bytes,
-                    static_cast<size_t>(sample_bytes));
+      if (file_->schema().encoded) {
+        // Image files one at a time, in file order, then laid out in batch order.
+        thread_local std::vector<std::vector<uint8_t>> files;
+        files.resize(task->indices.size());
+        for (size_t j : by_index) file_->read_encoded(task->indices[j], files[j]);
+        task->offsets.assign(1, 0);
+        for (size_t j = 0; j < task->indices.size(); ++j) task->offsets.push_back(task->offsets.back() + files[j].size());
+        task->raw.resize(task->offsets.back());
+        for (size_t j = 0; j < task->indices.size(); ++j)
+          std::copy(files[j].begin(), files[j].end(), task->raw.begin() + static_cast<std::ptrdiff_t>(task->offsets[j]));
+        blocks_read_ += static_cast<int64_t>(task->indices.size());
+      } else {
+        task->raw.resize(task->indices.size() * static_cast<size_t>(sample_bytes));
+        for (size_t j : by_index) {
+          const int64_t sample = task->indices[j];
+          const uint8_t* block = cache.get(sample / per_block, blocks_read_);
+          std::memcpy(task->raw.data() + j * static_cast<size_t>(sample_bytes), block + (sample % per_block) * sample_bytes,
+                      static_cast<size_t>(sample_bytes));
+        }
       }
+      const int64_t b = static_cast<int64_t>(task->indices.size());
+      Shape shape{b};
+      shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
+      task->out = {options_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape), Tensor(),
+                   Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
+      if (file_->schema().has_labels) task->out.labels = Tensor::empty({b}, DType::Int64);
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        raw_.push_back(std::move(task));
+        raw_.push_back(task.get());
+        working_.emplace(task->sequence, std::move(task));
       }
       changed_.notify_all();
     }
@@ -184,34 +211,43 @@ void Reader::io_loop() {
 void Reader::worker_loop() {
   try {
     const Schema& s = file_->schema();
-    const int64_t sample_bytes = s.sample_bytes(), sample_values = shape_numel(s.sample_shape);
+    const int64_t sample_bytes = s.sample_bytes(), sample_values = shape_numel(sample_shape_);
     for (;;) {
-      std::unique_ptr<Task> task;
+      // Workers share the oldest batch a sample at a time, so that one batch in flight keeps them all busy.
+      Task* task = nullptr;
+      int64_t j = 0;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait(lock, [&] { return stopping_ || error_ || !raw_.empty(); });
         if (stopping_ || error_) return;
-        task = std::move(raw_.front());
-        raw_.erase(raw_.begin());
+        task = raw_.front();
+        j = task->claimed++;
+        if (task->claimed == static_cast<int64_t>(task->indices.size())) raw_.pop_front();
       }
-      const int64_t b = static_cast<int64_t>(task->indices.size());
-      Shape shape{b};
-      shape.insert(shape.end(), s.sample_shape.begin(), s.sample_shape.end());
-      ReaderBatch out{options_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape), Tensor(),
-                      Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
-      if (s.has_labels) out.labels = Tensor::empty({b}, DType::Int64);
-      float* data = out.data.data<float>();
-      for (int64_t j = 0; j < b; ++j) {
-        const int64_t sample = task->indices[j];
-        const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
-                                                static_cast<uint64_t>(sample));
+      float* data = task->out.data.data<float>();
+      const int64_t sample = task->indices[static_cast<size_t>(j)];
+      const int64_t height = s.encoded ? file_->image_height(sample) : s.sample_shape.size() == 3 ? s.sample_shape[1] : 0;
+      const int64_t width = s.encoded ? file_->image_width(sample) : s.sample_shape.size() == 3 ? s.sample_shape[2] : 0;
+      const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
+                                              static_cast<uint64_t>(sample), height, width);
+      if (s.encoded) {
+        const size_t begin = task->offsets[static_cast<size_t>(j)], end = task->offsets[static_cast<size_t>(j) + 1];
+        try {
+          transform_encoded_sample(options_.transforms, task->raw.data() + begin, end - begin, "", height, width, draw,
+                                   data + j * sample_values);
+        } catch (const IOError& e) {  // the message starts after the (empty) name: name the sample and its file
+          throw ImageError(file_->sample_name(sample) + e.what());
+        }
+      } else {
         transform_sample(options_.transforms, s.data_dtype, s.sample_shape, task->raw.data() + j * sample_bytes, draw,
                          data + j * sample_values);
-        if (s.has_labels) out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
       }
+      if (s.has_labels) task->out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        ready_.emplace(task->sequence, std::move(out));
+        if (++task->finished < static_cast<int64_t>(task->indices.size())) continue;
+        ready_.emplace(task->sequence, std::move(task->out));
+        working_.erase(task->sequence);
       }
       changed_.notify_all();
     }

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <exception>
 #include <map>
@@ -49,7 +50,7 @@ struct ReaderOptions {
 };
 
 struct ReaderBatch {
-  Tensor data;    // float32 [B, ...sample shape]
+  Tensor data;    // float32 [B, ...sample_shape()]
   Tensor labels;  // int64 [B] (undefined for unlabelled files)
   Tensor indices; // int64 [B]: the samples' indices in the file
   int64_t epoch = 0, index = 0;
@@ -65,6 +66,8 @@ class Reader {
   // The next batch in (epoch, index) order, or nothing after the last epoch.
   std::optional<ReaderBatch> next();
   const Schema& schema() const { return file_->schema(); }
+  // The shape of one sample of a batch (after the transforms: a crop may change the stored size).
+  const Shape& sample_shape() const { return sample_shape_; }
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   // Samples this rank sees per epoch (padding included).
   int64_t samples_per_epoch() const;
@@ -84,12 +87,14 @@ class Reader {
 
   ReaderOptions options_;
   std::unique_ptr<H5DatasetFile> file_;
+  Shape sample_shape_;
   int64_t batches_per_epoch_ = 0, total_batches_ = 0, max_in_flight_ = 1;
   mutable std::map<int64_t, std::vector<int64_t>> permutations_;  // by epoch, I/O thread only
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::unique_ptr<Task>> raw_;        // read, waiting for a worker
+  std::map<int64_t, std::unique_ptr<Task>> working_;  // read and not yet transformed, by sequence number
+  std::deque<Task*> raw_;                            // of those, the ones with samples no worker has taken
   std::map<int64_t, ReaderBatch> ready_;          // by sequence number
   int64_t next_to_read_ = 0, next_to_return_ = 0, in_flight_ = 0;
   bool stopping_ = false;

@@ -228,6 +228,27 @@ TrainSettings parse_train_config(const std::string& text, const std::string& sou
   t.has_crop_padding = config.has_crop_padding();
   t.crop_padding = config.crop_padding();
   HORO_CHECK(t.crop_padding >= 0, ValueError, source, ": crop_padding must be non-negative");
+  t.has_random_resized_crop = config.has_random_resized_crop();
+  t.random_resized_crop = config.random_resized_crop();
+  t.crop_scale.assign(config.crop_scale().begin(), config.crop_scale().end());
+  t.crop_ratio.assign(config.crop_ratio().begin(), config.crop_ratio().end());
+  t.has_resize = config.has_resize();
+  t.resize = config.resize();
+  t.has_center_crop = config.has_center_crop();
+  t.center_crop = config.center_crop();
+  t.color_jitter.assign(config.color_jitter().begin(), config.color_jitter().end());
+  t.mean.assign(config.mean().begin(), config.mean().end());
+  t.std.assign(config.std().begin(), config.std().end());
+  t.has_workers = config.has_workers();
+  t.workers = config.workers();
+  HORO_CHECK(t.random_resized_crop >= 0 && t.resize >= 0 && t.center_crop >= 0 && t.workers >= 0, ValueError, source,
+             ": random_resized_crop, resize, center_crop and workers must be non-negative");
+  HORO_CHECK(t.crop_scale.empty() || t.crop_scale.size() == 2, ValueError, source, ": crop_scale takes two values (min, max), got ",
+             t.crop_scale.size());
+  HORO_CHECK(t.crop_ratio.empty() || t.crop_ratio.size() == 2, ValueError, source, ": crop_ratio takes two values (min, max), got ",
+             t.crop_ratio.size());
+  HORO_CHECK(t.color_jitter.size() <= 3, ValueError, source, ": color_jitter takes 1 to 3 values (brightness, contrast, saturation)");
+  HORO_CHECK(t.mean.size() == t.std.size(), ValueError, source, ": mean has ", t.mean.size(), " values but std has ", t.std.size());
   HORO_CHECK(t.batch > 0 && t.epochs > 0, ValueError, source, ": batch and epochs must be positive");
   return t;
 }

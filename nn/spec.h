@@ -66,8 +66,14 @@ struct TrainSettings {
   std::string train, val;
   bool hflip = false;
   int64_t crop_padding = 0;
+  // Image transforms; empty or 0 where not given.
+  int64_t random_resized_crop = 0, resize = 0, center_crop = 0;
+  std::vector<double> crop_scale, crop_ratio;
+  std::vector<float> color_jitter, mean, std;
+  int workers = 0;
   bool has_optimizer = false, has_schedule = false, has_batch = false, has_epochs = false, has_seed = false;
-  bool has_hflip = false, has_crop_padding = false;
+  bool has_hflip = false, has_crop_padding = false, has_random_resized_crop = false, has_resize = false,
+       has_center_crop = false, has_workers = false;
 };
 TrainSettings parse_train_config(const std::string& text, const std::string& source);
 

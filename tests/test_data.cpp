@@ -173,8 +173,11 @@ TEST_F(DataTest, ResumeMidEpochYieldsTheRestExactly) {
 TEST_F(DataTest, TransformsMatchAPixelByPixelReference) {
   const std::string file = make_file("d.h5", 24, 2, 5, 6);
   auto o = plain(file, 6);
-  o.transforms = {.scale = 1.0f / 255.0f, .mean = {0.4f, 0.6f}, .std = {0.2f, 0.3f}, .random_hflip = true,
-                  .random_crop_padding = 2};
+  o.transforms.scale = 1.0f / 255.0f;
+  o.transforms.mean = {0.4f, 0.6f};
+  o.transforms.std = {0.2f, 0.3f};
+  o.transforms.random_hflip = true;
+  o.transforms.random_crop_padding = 2;
   o.seed = static_cast<uint64_t>(random_int(0, 1000));
   Reader reader(o);
   int flips = 0, crops = 0;
@@ -234,7 +237,7 @@ TEST_F(DataTest, BadInputNamesTheFileAndDataset) {
     return file;
   };
   { auto f = write_raw("nodata.h5", "pixels", H5T_STD_U8LE, {4, 2}); }
-  expect_error<IOError>([&] { H5DatasetFile f(path("nodata.h5")); }, {"nodata.h5", "no dataset 'images' or 'features'"});
+  expect_error<IOError>([&] { H5DatasetFile f(path("nodata.h5")); }, {"nodata.h5", "no dataset 'images', 'features' or 'encoded_images'"});
   { auto f = write_raw("f64.h5", "images", H5T_IEEE_F64LE, {4, 2}); }
   expect_error<IOError>([&] { H5DatasetFile f(path("f64.h5")); }, {"f64.h5:/images", "unsupported dtype", "float, 8 bytes"});
   {

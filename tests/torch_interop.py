@@ -35,6 +35,7 @@ model.load_state_dict(horo_to_torch.load_state_dict(checkpoint), strict=True)
 model.eval()
 with h5py.File(f"{work}/test.h5", "r") as f:
     images = f["images"][:].astype(np.float32) / 255.0
+with h5py.File(f"{work}/train.h5", "r") as f:  # horo-eval normalises as training did: the training file's statistics
     mean, std = f.attrs["mean"][0], f.attrs["std"][0]
 with torch.no_grad():
     expected = model(torch.from_numpy((images - mean) / std)).numpy()
