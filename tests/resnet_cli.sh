@@ -7,37 +7,13 @@
 # Usage: resnet_cli.sh BIN_DIR WORK_DIR [MPIRUN]
 set -uo pipefail
 bin=$1 work=$2 mpirun=${3:-}
+here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 py=/usr/bin/python3
 
-# Compares two checkpoints' tensors: `same` (bit for bit), within a relative tolerance, or `apart:T`
-# (some tensor differs by more than T); optional name filter.
-compare() {  # a.h5 b.h5 same|TOLERANCE|apart:TOLERANCE [regex]
-  "$py" - "$@" <<'PY' || exit 1
-import re, sys
-import h5py, numpy as np
-a, b, how = sys.argv[1:4]
-pattern = re.compile(sys.argv[4] if len(sys.argv) > 4 else ".")
-with h5py.File(a) as fa, h5py.File(b) as fb:
-    names = []
-    for group in ("parameters", "buffers"):
-        names += [f"{group}/{n}" for n in fa[group] if pattern.search(n)]
-    assert names, "no tensor matches"
-    worst = 0.0
-    for n in names:
-        x, y = np.array(fa[n]), np.array(fb[n])
-        if how == "same":
-            assert np.array_equal(x, y), f"{n} differs"
-        else:
-            worst = max(worst, float(np.max(np.abs(x - y))) / max(1.0, float(np.max(np.abs(y)))))
-    if how.startswith("apart:"):
-        assert worst > float(how[6:]), f"largest relative difference {worst} <= {how[6:]}"
-    else:
-        assert how == "same" or worst <= float(how), f"largest relative difference {worst} > {how}"
-    print(f"{len(names)} tensors: largest relative difference {worst:.1e} ({how})")
-PY
-}
+# Compares two checkpoints' tensors (tests/compare_checkpoints.py).
+compare() { "$py" "$here/compare_checkpoints.py" "$@" || exit 1; }
 
 "$bin/horo-data" synth -o train.h5 --count 640 --seed 1 >/dev/null
 "$bin/horo-data" synth -o test.h5 --count 200 --seed 2 >/dev/null
