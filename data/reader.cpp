@@ -97,7 +97,8 @@ Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
   const size_t out_bytes = static_cast<size_t>(shape_numel(sample_shape_)) * 4;
   const size_t raw_bytes = s.encoded ? out_bytes / 4 : static_cast<size_t>(s.sample_bytes());
   const size_t batch_bytes = static_cast<size_t>(o.batch) * (raw_bytes + out_bytes + 24);
-  max_in_flight_ = std::max<int64_t>(1, static_cast<int64_t>(o.prefetch_bytes / std::max<size_t>(1, batch_bytes)));
+  // With several workers, two batches at least: the next one is read while the workers finish this one.
+  max_in_flight_ = std::max<int64_t>(o.workers > 1 ? 2 : 1, static_cast<int64_t>(o.prefetch_bytes / std::max<size_t>(1, batch_bytes)));
   threads_.emplace_back([this] { io_loop(); });
   for (int w = 0; w < o.workers; ++w) threads_.emplace_back([this] { worker_loop(); });
 }

@@ -8,8 +8,9 @@
 //    reads every sample once in file order with a short last batch, for evaluation.
 //  - One I/O thread holds the HDF5 lock and reads blocks (the file's chunks) as whole hyperslabs, in
 //    ascending order, into an LRU block cache of cache_bytes; a batch's samples are copied out of it.
-//    Worker threads convert and transform; at most prefetch_bytes of batches are in flight. Memory is
-//    bounded by cache_bytes + prefetch_bytes whatever the file size.
+//    Worker threads decode, convert and transform, sharing the oldest batch a sample at a time; at
+//    most prefetch_bytes of batches are in flight (but one batch at least, two with several
+//    workers). Memory is bounded by cache_bytes + that whatever the file size.
 //  - A failure on any thread reaches the consumer as the exception itself, from next().
 #pragma once
 

@@ -59,9 +59,27 @@ void resample_view(const ImageView<T>& src, const SourceBox& box, int64_t out_h,
   // Horizontal pass: rows [row_lo, row_hi) into [row][x][c].
   thread_local std::vector<float> rows_buffer, accumulator;
   rows_buffer.resize(static_cast<size_t>((row_hi - row_lo) * width));
+  const bool rgb = channels == 3 && src.pixel_stride == 3 && src.channel_stride == 1;
   for (int64_t y = row_lo; y < row_hi; ++y) {
     const T* line = src.data + y * src.row_stride;
     float* dst = rows_buffer.data() + (y - row_lo) * width;
+    if (rgb) {  // decoded images: one pass over each tap's three values
+      for (int64_t x = 0; x < out_w; ++x) {
+        const int64_t count = tx.count[static_cast<size_t>(x)];
+        const T* p = line + 3 * static_cast<int64_t>(tx.first[static_cast<size_t>(x)]);
+        const float* w = tx.weights.data() + x * tx.max_taps;
+        float r = 0.0f, g = 0.0f, b = 0.0f;
+        for (int64_t k = 0; k < count; ++k, p += 3) {
+          r += w[k] * static_cast<float>(p[0]);
+          g += w[k] * static_cast<float>(p[1]);
+          b += w[k] * static_cast<float>(p[2]);
+        }
+        dst[3 * x] = r;
+        dst[3 * x + 1] = g;
+        dst[3 * x + 2] = b;
+      }
+      continue;
+    }
     for (int64_t x = 0; x < out_w; ++x) {
       const int64_t first = tx.first[static_cast<size_t>(x)], count = tx.count[static_cast<size_t>(x)];
       const float* w = tx.weights.data() + x * tx.max_taps;
