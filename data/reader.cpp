@@ -99,6 +99,7 @@ Reader::Reader(ReaderOptions options) : options_(std::move(options)) {
   const size_t batch_bytes = static_cast<size_t>(o.batch) * (raw_bytes + out_bytes + 24);
   // With several workers, two batches at least: the next one is read while the workers finish this one.
   max_in_flight_ = std::max<int64_t>(o.workers > 1 ? 2 : 1, static_cast<int64_t>(o.prefetch_bytes / std::max<size_t>(1, batch_bytes)));
+  claim_ = s.encoded ? 1 : std::max<int64_t>(1, o.batch / (4 * o.workers));
   threads_.emplace_back([this] { io_loop(); });
   for (int w = 0; w < o.workers; ++w) threads_.emplace_back([this] { worker_loop(); });
 }
@@ -191,12 +192,6 @@ void Reader::io_loop() {
                       static_cast<size_t>(sample_bytes));
         }
       }
-      const int64_t b = static_cast<int64_t>(task->indices.size());
-      Shape shape{b};
-      shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
-      task->out = {options_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape), Tensor(),
-                   Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
-      if (file_->schema().has_labels) task->out.labels = Tensor::empty({b}, DType::Int64);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         raw_.push_back(task.get());
@@ -214,39 +209,53 @@ void Reader::worker_loop() {
     const Schema& s = file_->schema();
     const int64_t sample_bytes = s.sample_bytes(), sample_values = shape_numel(sample_shape_);
     for (;;) {
-      // Workers share the oldest batch a sample at a time, so that one batch in flight keeps them all busy.
+      // Workers share the oldest batch: image files one at a time (each costs a millisecond or so),
+      // small samples in runs, so that the lock is not taken per sample.
       Task* task = nullptr;
-      int64_t j = 0;
+      int64_t first = 0, last = 0;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait(lock, [&] { return stopping_ || error_ || !raw_.empty(); });
         if (stopping_ || error_) return;
         task = raw_.front();
-        j = task->claimed++;
-        if (task->claimed == static_cast<int64_t>(task->indices.size())) raw_.pop_front();
+        const int64_t b = static_cast<int64_t>(task->indices.size());
+        if (task->claimed == 0) {  // the batch's tensors, made by the worker that starts it
+          Shape shape{b};
+          shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
+          task->out = {options_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape), Tensor(),
+                       Tensor::from_vector(task->indices, {b}), task->epoch, task->index};
+          if (s.has_labels) task->out.labels = Tensor::empty({b}, DType::Int64);
+        }
+        first = task->claimed;
+        last = std::min(b, first + claim_);
+        task->claimed = last;
+        if (last == b) raw_.pop_front();
       }
       float* data = task->out.data.data<float>();
-      const int64_t sample = task->indices[static_cast<size_t>(j)];
-      const int64_t height = s.encoded ? file_->image_height(sample) : s.sample_shape.size() == 3 ? s.sample_shape[1] : 0;
-      const int64_t width = s.encoded ? file_->image_width(sample) : s.sample_shape.size() == 3 ? s.sample_shape[2] : 0;
-      const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
-                                              static_cast<uint64_t>(sample), height, width);
-      if (s.encoded) {
-        const size_t begin = task->offsets[static_cast<size_t>(j)], end = task->offsets[static_cast<size_t>(j) + 1];
-        try {
-          transform_encoded_sample(options_.transforms, task->raw.data() + begin, end - begin, "", height, width, draw,
-                                   data + j * sample_values);
-        } catch (const IOError& e) {  // the message starts after the (empty) name: name the sample and its file
-          throw ImageError(file_->sample_name(sample) + e.what());
+      for (int64_t j = first; j < last; ++j) {
+        const int64_t sample = task->indices[static_cast<size_t>(j)];
+        const int64_t height = s.encoded ? file_->image_height(sample) : s.sample_shape.size() == 3 ? s.sample_shape[1] : 0;
+        const int64_t width = s.encoded ? file_->image_width(sample) : s.sample_shape.size() == 3 ? s.sample_shape[2] : 0;
+        const SampleDraw draw = draw_for_sample(options_.transforms, options_.seed, static_cast<uint64_t>(task->epoch),
+                                                static_cast<uint64_t>(sample), height, width);
+        if (s.encoded) {
+          const size_t begin = task->offsets[static_cast<size_t>(j)], end = task->offsets[static_cast<size_t>(j) + 1];
+          try {
+            transform_encoded_sample(options_.transforms, task->raw.data() + begin, end - begin, "", height, width, draw,
+                                     data + j * sample_values);
+          } catch (const IOError& e) {  // the message starts after the (empty) name: name the sample and its file
+            throw ImageError(file_->sample_name(sample) + e.what());
+          }
+        } else {
+          transform_sample(options_.transforms, s.data_dtype, s.sample_shape, task->raw.data() + j * sample_bytes, draw,
+                           data + j * sample_values);
         }
-      } else {
-        transform_sample(options_.transforms, s.data_dtype, s.sample_shape, task->raw.data() + j * sample_bytes, draw,
-                         data + j * sample_values);
+        if (s.has_labels) task->out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
       }
-      if (s.has_labels) task->out.labels.data<int64_t>()[j] = file_->labels()[static_cast<size_t>(sample)];
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (++task->finished < static_cast<int64_t>(task->indices.size())) continue;
+        task->finished += last - first;
+        if (task->finished < static_cast<int64_t>(task->indices.size())) continue;
         ready_.emplace(task->sequence, std::move(task->out));
         working_.erase(task->sequence);
       }

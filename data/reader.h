@@ -90,6 +90,7 @@ class Reader {
   std::unique_ptr<H5DatasetFile> file_;
   Shape sample_shape_;
   int64_t batches_per_epoch_ = 0, total_batches_ = 0, max_in_flight_ = 1;
+  int64_t claim_ = 1;  // samples a worker takes at a time
   mutable std::map<int64_t, std::vector<int64_t>> permutations_;  // by epoch, I/O thread only
 
   std::mutex mutex_;
