@@ -64,6 +64,27 @@ void append_rows(hid_t dataset, hid_t memory_type, int64_t first, int64_t count,
 }  // namespace
 
 struct DatasetWriter::Impl {
+  Impl(const std::string& out, const WriteOptions& o, bool with_labels, bool images_encoded)
+      : path(out), temporary(out + ".tmp"), options(o), encoded(images_encoded), has_labels(with_labels),
+        file(h5::create_file(temporary)) {}
+  // An unfinished file (an error, or a writer dropped before finish()) is removed.
+  ~Impl() {
+    if (finished) return;
+    {
+      std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+      data = {};
+      labels = {};
+      heights = {};
+      widths = {};
+      names = {};
+      file = {};
+    }
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
   std::string path, temporary;
   WriteOptions options;
   bool encoded = false, has_labels = false, finished = false;
@@ -104,18 +125,14 @@ struct DatasetWriter::Impl {
 
 DatasetWriter::DatasetWriter(const std::string& path, DType dtype, const Shape& sample_shape, bool labels,
                              const WriteOptions& options)
-    : impl_(std::make_unique<Impl>()) {
+{
   HORO_CHECK(dtype == DType::UInt8 || dtype == DType::Float32, TypeError, path, ": data must be uint8 or float32, got ",
              dtype_name(dtype));
   HORO_CHECK(!sample_shape.empty(), ShapeError, path, ": samples need a shape, got a scalar");
+  impl_ = std::make_unique<Impl>(path, options, labels, false);
   Impl& m = *impl_;
-  m.path = path;
-  m.temporary = path + ".tmp";
-  m.options = options;
-  m.has_labels = labels;
   m.sample_shape = sample_shape;
   m.dtype = dtype;
-  m.file = h5::create_file(m.temporary);
   std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
   const int64_t sample_bytes = shape_numel(sample_shape) * static_cast<int64_t>(dtype_size(dtype));
   const int64_t chunk = options.chunk_samples > 0 ? options.chunk_samples
@@ -125,14 +142,9 @@ DatasetWriter::DatasetWriter(const std::string& path, DType dtype, const Shape& 
   if (labels) m.labels = create_growing(m.file.get(), "labels", H5T_STD_I64LE, {}, 4096, 0, m.temporary);
 }
 
-DatasetWriter::DatasetWriter(const std::string& path, bool labels, const WriteOptions& options) : impl_(std::make_unique<Impl>()) {
+DatasetWriter::DatasetWriter(const std::string& path, bool labels, const WriteOptions& options)
+    : impl_(std::make_unique<Impl>(path, options, labels, true)) {
   Impl& m = *impl_;
-  m.path = path;
-  m.temporary = path + ".tmp";
-  m.options = options;
-  m.encoded = true;
-  m.has_labels = labels;
-  m.file = h5::create_file(m.temporary);
   std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
   const h5::Handle bytes_type = variable_bytes_type(), string_type = variable_string_type();
   m.data = create_growing(m.file.get(), "encoded_images", bytes_type.get(), {}, kEncodedChunk, 0, m.temporary);
@@ -142,20 +154,7 @@ DatasetWriter::DatasetWriter(const std::string& path, bool labels, const WriteOp
   if (labels) m.labels = create_growing(m.file.get(), "labels", H5T_STD_I64LE, {}, 4096, 0, m.temporary);
 }
 
-DatasetWriter::~DatasetWriter() {
-  if (!impl_ || impl_->finished) return;
-  {
-    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
-    impl_->data = {};
-    impl_->labels = {};
-    impl_->heights = {};
-    impl_->widths = {};
-    impl_->names = {};
-    impl_->file = {};
-  }
-  std::error_code ignored;
-  std::filesystem::remove(impl_->temporary, ignored);
-}
+DatasetWriter::~DatasetWriter() = default;
 
 void DatasetWriter::append(const void* data, int64_t count, const int64_t* labels) {
   Impl& m = *impl_;

@@ -66,15 +66,10 @@ int choose_scale(const jpeg_decompress_struct& cinfo, const PixelBox& region, co
   return 1;
 }
 
-struct Decoded {
-  int64_t full_height, full_width, height, width, origin_y, origin_x, scale;
-  bool cmyk;
-};
-
-// The setjmp frame. `out` and `row` live in the caller; they are resized here before any pixel is
-// written. Returns false with errors.message set.
-bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, std::vector<uint8_t>& out, std::vector<uint8_t>& row,
-            Decoded& result, JpegErrors& errors) {
+// The setjmp frame. `image` and `row` live in the caller; their buffers are resized here before any
+// pixel is written. Returns false with errors.message set.
+bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, RgbImage& image, std::vector<uint8_t>& row,
+            JpegErrors& errors) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&errors.manager);
   errors.manager.error_exit = on_error;
@@ -130,6 +125,7 @@ bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, std::vect
   const bool cmyk = cinfo.out_color_space == JCS_CMYK;
   const int64_t rows = y1 - y0, decoded = cinfo.output_width, cols = decoded - drop_left - drop_right;
   const int64_t components = cmyk ? 4 : 3;
+  std::vector<uint8_t>& out = image.pixels;
   out.resize(static_cast<size_t>(rows * cols * 3));
   row.resize(static_cast<size_t>(decoded * components));
   for (int64_t r = 0; r < rows; ++r) {
@@ -146,7 +142,13 @@ bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, std::vect
   // Reading to the end checks the rest of the file (a truncated file fails here too).
   if (y1 == out_h) jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  result = {full_h, full_w, rows, cols, y0 * scale, (static_cast<int64_t>(x0) + drop_left) * scale, scale, cmyk};
+  image.full_height = full_h;
+  image.full_width = full_w;
+  image.height = rows;
+  image.width = cols;
+  image.origin_y = y0 * scale;
+  image.origin_x = (static_cast<int64_t>(x0) + drop_left) * scale;
+  image.scale = scale;
   return true;
 }
 
@@ -155,15 +157,7 @@ bool decode(const uint8_t* bytes, size_t size, const DecodeOptions& o, std::vect
 void decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name, const DecodeOptions& options, RgbImage& out) {
   thread_local std::vector<uint8_t> row;
   JpegErrors errors;
-  Decoded d{};
-  if (!decode(bytes, size, options, out.pixels, row, d, errors)) throw ImageError(name + ": JPEG: " + errors.message);
-  out.full_height = d.full_height;
-  out.full_width = d.full_width;
-  out.height = d.height;
-  out.width = d.width;
-  out.origin_y = d.origin_y;
-  out.origin_x = d.origin_x;
-  out.scale = d.scale;
+  if (!decode(bytes, size, options, out, row, errors)) throw ImageError(name + ": JPEG: " + errors.message);
 }
 
 }  // namespace horo::data
