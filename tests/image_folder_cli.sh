@@ -28,7 +28,19 @@ grep -q "zz_broken.jpg" err.txt || { cat err.txt; fail "the error does not name 
 grep -q "skipped .*zz_broken.jpg" out.txt && grep -q "3 classes, 600 images, 1 files skipped" out.txt ||
   { cat out.txt; fail "the summary does not list the skipped file"; }
 "$bin/horo-data" convert --from folder val -o val.h5 --encoded >/dev/null 2>&1 || fail "converting val"
-echo "convert: a broken file is named, or skipped and listed"
+# h5py reads the layout: every stored file's bytes equal the file on disk, with its size and label.
+"$py" - <<'PY' || fail "the encoded layout through h5py"
+import io, h5py
+from PIL import Image
+with h5py.File("val.h5") as f:
+    classes = [c.decode() if isinstance(c, bytes) else c for c in f.attrs["class_names"]]
+    for i in range(len(f["labels"])):
+        name = f["filenames"][i].decode()
+        assert f["encoded_images"][i].tobytes() == open("val/" + name, "rb").read(), name
+        assert Image.open("val/" + name).size == (f["widths"][i], f["heights"][i]), name
+        assert name.split("/")[0] == classes[f["labels"][i]], name
+PY
+echo "convert: a broken file is named, or skipped and listed; the files' bytes read back with h5py"
 
 # Images of different sizes need a crop that makes them equal.
 if "$bin/horo-train" --model resnet20 --train train.h5 --epochs 1 --log-dir "" >out.txt 2>err.txt; then fail "uncropped training ran"; fi
