@@ -4,10 +4,11 @@
 # (a broken file stops it naming the file; --skip-bad skips and lists it) -> horo-train resnet20 with
 # random resized crops and flips reaches the stated accuracy; a resumed run ends bit-identical to an
 # uninterrupted one; horo-eval crops and normalises as training recorded; CIFAR's binary format
-# converts through the CLI. Exit 77 (skipped) without python3-pil.
-# Usage: image_folder_cli.sh BIN_DIR WORK_DIR
+# converts through the CLI. With MPIRUN given, instead: two ranks train on the encoded folder, each
+# its shard. Exit 77 (skipped) without python3-pil.
+# Usage: image_folder_cli.sh BIN_DIR WORK_DIR [MPIRUN]
 set -uo pipefail
-bin=$1 work=$2
+bin=$1 work=$2 mpirun=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 tools=$here/../tools
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
@@ -18,6 +19,21 @@ compare() { "$py" "$here/compare_checkpoints.py" "$@" || exit 1; }
 
 "$py" "$tools/make_image_folder.py" train --count 600 --classes 3 --size 40x34 --seed 1 >/dev/null || fail "making images"
 "$py" "$tools/make_image_folder.py" val --count 150 --classes 3 --size 40x34 --seed 2 >/dev/null || fail "making images"
+
+if [ -n "$mpirun" ]; then
+  "$bin/horo-data" convert --from folder train -o train.h5 --encoded >/dev/null 2>&1 || fail "converting train"
+  "$bin/horo-data" convert --from folder val -o val.h5 --encoded >/dev/null 2>&1 || fail "converting val"
+  "$mpirun" --oversubscribe --allow-run-as-root -np 2 "$bin/horo-train" --model resnet20 --train train.h5 --val val.h5 \
+    --random-resized-crop 32 --crop-scale 0.35,1 --hflip --batch 16 --optimizer sgd --lr 0.05 --momentum 0.9 \
+    --schedule cosine --epochs 4 --log-dir "" >mpi.txt 2>&1 || { cat mpi.txt; fail "mpirun -np 2 on encoded images"; }
+  tail -2 mpi.txt
+  grep -q "ranks=2" mpi.txt || fail "not two ranks"
+  accuracy=$(sed -n 's/.*test_accuracy=\([0-9.]*\).*/\1/p' mpi.txt | tail -1)
+  # Runs when this was written (seeds 1, 2 and the default 42): 0.967-0.980 after 4 epochs.
+  awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.8) }' || fail "test accuracy $accuracy < 0.8 on two ranks"
+  echo "mpi: two ranks, each its shard of the encoded images, reach $accuracy"
+  exit 0
+fi
 
 # A file that is not an image stops the conversion, named; --skip-bad leaves it out and says so.
 echo "not a picture" >train/class_01_square/zz_broken.jpg
