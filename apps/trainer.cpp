@@ -16,13 +16,7 @@ double seconds_since(Clock::time_point start) {
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor predicted = ops::argmax_rows(logits).to(Device::cpu());
-  const Tensor truth = labels.to(Device::cpu());
-  const int64_t* p = predicted.data<int64_t>();
-  const int64_t* y = truth.data<int64_t>();
-  int64_t correct = 0;
-  for (int64_t i = 0; i < labels.numel(); ++i) correct += p[i] == y[i];
-  return correct;
+  return static_cast<int64_t>(ops::count_correct(logits, labels.to(logits.device())).item());
 }
 
 // Re-runs the forward pass with every layer's output checked, to name where a non-finite loss began.
@@ -132,14 +126,18 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 }
 
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 Tensor* logits_out, dist::GradientReducer* reducer) {
+                 int64_t* correct, dist::GradientReducer* reducer) {
   Tensor logits, loss;
   {
     dist::TimelineScope scope("forward", "compute", "main");
     logits = model.forward(images);
     loss = nn::functional::cross_entropy(logits, labels);
   }
-  const float value = loss.item();
+  // The step's one host wait: the loss and the correct count, copied together.
+  const Tensor both = ops::cat({loss.detach().view({1}), ops::count_correct(logits.detach(), labels).view({1})}, 0)
+                          .to(Device::cpu());
+  const float value = both.data<float>()[0];
+  if (correct) *correct = static_cast<int64_t>(both.data<float>()[1]);
   if (!std::isfinite(value)) {
     throw NumericError(detail::concat("training loss is ", std::isnan(value) ? "NaN" : "infinite", " at optimizer step ",
                                       optimizer.step_count() + 1, ": ", locate_non_finite(model, images)));
@@ -154,7 +152,6 @@ float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& i
     dist::TimelineScope scope("optimizer step", "compute", "main");
     optimizer.step();
   }
-  if (logits_out) *logits_out = logits;
   return value;
 }
 
@@ -177,10 +174,9 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
       const auto batch = train_batches.next(epoch);
       if (!batch) break;
       const int64_t size = batch->labels.numel();
-      Tensor logits;
+      int64_t batch_correct = 0;
       const float loss = train_step(model, optimizer, batch->images.to(config.device), batch->labels.to(config.device),
-                                    &logits, reducer);
-      const int64_t batch_correct = count_correct(logits, batch->labels);
+                                    &batch_correct, reducer);
       loss_sum += static_cast<double>(loss) * size;
       correct += batch_correct;
       seen += size;

@@ -121,11 +121,13 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 // The device of the model's first parameter (CPU for a model without any).
 Device model_device(const nn::Module& model);
 
-// One optimizer step on a batch; returns the loss. Throws NumericError naming the layer (found by
-// re-running the forward pass with anomaly detection) when the loss is not finite.
+// One optimizer step on a batch; returns the loss, and the batch's correctly classified count in
+// *correct. Throws NumericError naming the layer (found by re-running the forward pass with anomaly
+// detection) when the loss is not finite; the weights are then untouched. On a GPU the host waits
+// once, for the loss and the count together (kernels::cuda::host_waits()).
 // With a reducer, gradients are averaged over ranks between backward and the optimizer step.
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 Tensor* logits_out = nullptr, dist::GradientReducer* reducer = nullptr);
+                 int64_t* correct = nullptr, dist::GradientReducer* reducer = nullptr);
 
 TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches, const TrainConfig& config,
                   const TrainCallbacks& callbacks, dist::GradientReducer* reducer = nullptr);

@@ -27,16 +27,22 @@ namespace {
 bool available() { return false; }
 int device_count() { return 0; }
 void set_device(int) { unavailable("set_device"); }
+int current_device() { unavailable("current_device"); }
+DeviceScope::DeviceScope(int) { unavailable("selecting a device"); }
+DeviceScope::~DeviceScope() = default;
 void* device_alloc(size_t, int) { unavailable("device allocation"); }
 void device_free(void*, size_t, int) {}
 void* pinned_alloc(size_t) { unavailable("pinned allocation"); }
 void pinned_free(void*) {}
 AllocatorStats allocator_stats() { return {}; }
+void release_cached_memory() {}
 void copy(void*, const void*, size_t, Copy) { unavailable("device copy"); }
 void copy_async_to_device(void*, const void*, size_t) { unavailable("device copy"); }
 void fill(float*, int64_t, float) { unavailable("fill"); }
 void zero(void*, size_t) { unavailable("zero"); }
 void argmax_rows(const float*, int64_t, int64_t, int64_t*) { unavailable("argmax"); }
+void count_correct(const float*, const int64_t*, int64_t, int64_t, float*) { unavailable("count_correct"); }
+uint64_t host_waits() { return 0; }
 void synchronize() {}
 void set_tf32(bool) { unavailable("set_tf32"); }
 
@@ -58,8 +64,8 @@ void affine(int64_t, float, float, const float*, float*) { unavailable("affine")
 void accumulate(int64_t, const float*, float*) { unavailable("accumulate"); }
 void add_relu(int64_t, const float*, const float*, float*) { unavailable("add_relu"); }
 void sum(const ReduceShape&, const float*, float*) { unavailable("sum"); }
-float cross_entropy_forward(const CrossEntropyArgs&, const float*, const int64_t*, float*) { unavailable("cross_entropy"); }
-void cross_entropy_backward(const CrossEntropyArgs&, const float*, const int64_t*, float, float*) { unavailable("cross_entropy"); }
+void cross_entropy_forward(const CrossEntropyArgs&, const float*, const int64_t*, float*, float*) { unavailable("cross_entropy"); }
+void cross_entropy_backward(const CrossEntropyArgs&, const float*, const int64_t*, const float*, float*) { unavailable("cross_entropy"); }
 void sgd_update(const SgdArgs&, int64_t, float*, const float*, float*) { unavailable("sgd"); }
 void adam_update(const AdamArgs&, int64_t, float*, const float*, float*, float*) { unavailable("adam"); }
 

@@ -60,7 +60,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const ops::Cros
   if (!autograd::any_requires_grad({&logits})) return loss;
   return record(loss, {&logits}, "cross_entropy",
                 [log_probs = log_probs, labels = saved(labels), options](const Tensor& g, const Node&) -> std::vector<Tensor> {
-                  return {ops::cross_entropy_backward(log_probs, labels, options, g.item())};
+                  return {ops::cross_entropy_backward(log_probs, labels, options, g)};
                 });
 }
 

@@ -1,5 +1,7 @@
 // Picks the CPU or CUDA version of a kernel (same name and arguments in kernels::cpu and
-// kernels::cuda) by the device of the tensors, and checks that an op's tensors share one device.
+// kernels::cuda) by the device of the tensors, and checks that an op's tensors share one device. A
+// CUDA kernel runs with its tensors' device current (and that device's stream); the caller's device
+// is restored after the call.
 #pragma once
 
 #include <initializer_list>
@@ -8,8 +10,9 @@
 #include "kernels/device.h"
 #include "tensor/tensor.h"
 
-#define HORO_DISPATCH(device, kernel, ...) \
-  ((device).is_cuda() ? ::horo::kernels::cuda::kernel(__VA_ARGS__) : ::horo::kernels::cpu::kernel(__VA_ARGS__))
+#define HORO_DISPATCH(device, kernel, ...)                                                                      \
+  ((device).is_cuda() ? (::horo::kernels::cuda::DeviceScope((device).index), ::horo::kernels::cuda::kernel(__VA_ARGS__)) \
+                      : ::horo::kernels::cpu::kernel(__VA_ARGS__))
 
 namespace horo {
 

@@ -123,16 +123,21 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape);
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 // Index of the largest value along the last dimension of a 2-d tensor, as int64 [rows].
 Tensor argmax_rows(const Tensor& x);
+// The number of rows whose largest logit (the first; NaN counts largest) is at the row's label, as a
+// float32 scalar on the logits' device: counted without the host waiting for a GPU.
+Tensor count_correct(const Tensor& logits, const Tensor& labels);
 
 // ---- losses ----
 struct CrossEntropyOptions {
   Tensor weight;  // [classes] float32, or undefined
   float label_smoothing = 0.0f;
 };
-// Checks labels (int64 [N], each in [0, C)) and returns (loss scalar, log_probs [N, C]).
+// Checks labels (int64 [N], each in [0, C); on a GPU, by the kernels, raised at the next host wait)
+// and returns (loss scalar on the logits' device, log_probs [N, C]).
 std::pair<Tensor, Tensor> cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& o);
+// The logits' gradient for the loss's gradient grad_loss (a scalar on the same device).
 Tensor cross_entropy_backward(const Tensor& log_probs, const Tensor& labels, const CrossEntropyOptions& o,
-                              float grad_loss);
+                              const Tensor& grad_loss);
 
 // Resolves a possibly negative dimension index against rank, naming `what` in the error.
 int64_t normalize_dim(int64_t dim, int64_t rank, const std::string& what);

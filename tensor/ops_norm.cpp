@@ -130,7 +130,10 @@ Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, cons
 void increment(Tensor& counter, int64_t by) {
   check_dtype(counter, DType::Int64, "increment");
   HORO_CHECK(counter.numel() == 1, ShapeError, "increment: expected one counter, got ", counter.describe());
-  if (counter.device().is_cuda()) kernels::cuda::increment_int64(counter.data<int64_t>(), by);
+  if (counter.device().is_cuda()) {
+    const kernels::cuda::DeviceScope scope(counter.device().index);
+    kernels::cuda::increment_int64(counter.data<int64_t>(), by);
+  }
   else *counter.data<int64_t>() += by;
 }
 

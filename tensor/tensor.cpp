@@ -48,8 +48,12 @@ Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) { return allocate(s
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
-  if (device.is_cuda()) kernels::cuda::zero(t.raw_data(), bytes);
-  else std::memset(t.raw_data(), 0, bytes);
+  if (device.is_cuda()) {
+    const kernels::cuda::DeviceScope scope(device.index);
+    kernels::cuda::zero(t.raw_data(), bytes);
+  } else {
+    std::memset(t.raw_data(), 0, bytes);
+  }
   return t;
 }
 
@@ -212,6 +216,13 @@ void Tensor::copy_from(const Tensor& source) {
     return;
   }
   using kernels::cuda::Copy;
+  if (from_gpu && to_gpu && source.device() != device()) {
+    // Between GPUs: the source's stream finishes what produced the data first.
+    const kernels::cuda::DeviceScope scope(source.device().index);
+    kernels::cuda::synchronize();
+  }
+  // The copy runs on the stream of the GPU it involves (the destination's between two GPUs).
+  const kernels::cuda::DeviceScope scope(to_gpu ? device().index : source.device().index);
   if (!from_gpu && source.impl_->storage->pinned()) {
     // From page-locked memory the copy runs on the stream without the host waiting; kernels that
     // use the data queue behind it on the same stream.
@@ -225,6 +236,7 @@ void Tensor::copy_from(const Tensor& source) {
 void Tensor::fill(float value) {
   float* p = data<float>();
   if (device().is_cuda()) {
+    const kernels::cuda::DeviceScope scope(device().index);
     kernels::cuda::fill(p, numel(), value);
     return;
   }

@@ -21,8 +21,8 @@ double total_target_weight(const CrossEntropyArgs& a, const int64_t* labels) {
 
 }  // namespace
 
-float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
-                            float* log_probs) {
+void cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
+                           float* log_probs, float* loss) {
   softmax_forward({.outer = a.n, .axis = a.classes, .inner = 1}, true, logits, log_probs);
   const double eps = a.label_smoothing, smooth_share = eps / static_cast<double>(a.classes);
   double nll = 0.0, smooth = 0.0;
@@ -36,14 +36,14 @@ float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, cons
     }
   }
   const double total = total_target_weight(a, labels);
-  return static_cast<float>(((1.0 - eps) * nll + smooth_share * smooth) / total);
+  *loss = static_cast<float>(((1.0 - eps) * nll + smooth_share * smooth) / total);
 }
 
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, const int64_t* labels,
-                            float grad_loss, float* grad_logits) {
+                            const float* grad_loss, float* grad_logits) {
   const double total = total_target_weight(a, labels);
   const float eps = a.label_smoothing;
-  const float scale = static_cast<float>(grad_loss / total);
+  const float scale = static_cast<float>(*grad_loss / total);
   const float smooth_share = eps / static_cast<float>(a.classes);
   float smooth_sum = 0.0f;  // sum_c eps/C * w_c, the same for every sample
   for (int64_t c = 0; c < a.classes; ++c) smooth_sum += smooth_share * class_weight(a, c);

@@ -1,5 +1,5 @@
-// Shared by the CUDA kernels: error checks that throw horo's exceptions naming the call, the stream
-// every kernel runs on, and launch-size helpers.
+// Shared by the CUDA kernels: error checks that throw horo's exceptions naming the call, the current
+// device's stream and cuBLAS handle, errors kernels report without a host wait, and launch-size helpers.
 #pragma once
 
 #include <cublas_v2.h>
@@ -33,9 +33,30 @@
 
 namespace horo::kernels::cuda {
 
-// The stream horo's kernels, copies and cuBLAS calls use (one per process, created on first use).
+// The stream horo's kernels, copies and cuBLAS calls use on the current device (one per device,
+// created on first use), and the cuBLAS handle bound to it.
 cudaStream_t stream();
 cublasHandle_t blas();
+
+// Errors kernels find in their inputs (a label outside the class range): recorded in host-mapped
+// memory and raised as ValueError by the next host wait on that device, so checking costs no wait.
+enum DeviceErrorCode : int { kNoDeviceError = 0, kLabelOutOfRange = 1 };
+struct DeviceErrorRecord {
+  int code;
+  long long a, b, c;
+};
+// The current device's record, as a device pointer for kernels.
+DeviceErrorRecord* device_error_record();
+// Raises and clears the current device's recorded error; called after every host wait.
+void raise_device_errors();
+
+__device__ inline void report_device_error(DeviceErrorRecord* record, int code, long long a, long long b, long long c) {
+  if (atomicCAS(&record->code, kNoDeviceError, code) == kNoDeviceError) {  // the first error is the one reported
+    record->a = a;
+    record->b = b;
+    record->c = c;
+  }
+}
 
 // A scratch buffer from the caching device allocator, returned to it when the call ends.
 struct DeviceBuffer {
@@ -49,9 +70,14 @@ struct DeviceBuffer {
 };
 
 constexpr int kThreads = 256;
-inline unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
+// Blocks for n threads' worth of work, capped: kernels stride over the rest (grid-stride loops).
+constexpr int64_t kMaxBlocks = 65535 * 16;
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
 }
+
+// Counts one host wait (kernels/device.h host_waits()).
+void count_host_wait();
 
 }  // namespace horo::kernels::cuda

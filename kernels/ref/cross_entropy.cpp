@@ -22,8 +22,8 @@ double w(const CrossEntropyArgs& a, int64_t c) { return a.weight ? a.weight[c] :
 
 }  // namespace
 
-float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
-                            float* log_probs) {
+void cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, const int64_t* labels,
+                           float* log_probs, float* loss) {
   double nll = 0.0, smooth = 0.0, denominator = 0.0;
   for (int64_t i = 0; i < a.n; ++i) {
     const auto lp = log_softmax_row(logits + i * a.classes, a.classes);
@@ -35,11 +35,11 @@ float cross_entropy_forward(const CrossEntropyArgs& a, const float* logits, cons
     denominator += w(a, labels[i]);
   }
   const double eps = a.label_smoothing;
-  return static_cast<float>((1 - eps) * nll / denominator + eps / a.classes * smooth / denominator);
+  *loss = static_cast<float>((1 - eps) * nll / denominator + eps / a.classes * smooth / denominator);
 }
 
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, const int64_t* labels,
-                            float grad_loss, float* grad_logits) {
+                            const float* grad_loss, float* grad_logits) {
   double denominator = 0.0;
   for (int64_t i = 0; i < a.n; ++i) denominator += w(a, labels[i]);
   const double eps = a.label_smoothing;
@@ -54,7 +54,7 @@ void cross_entropy_backward(const CrossEntropyArgs& a, const float* log_probs, c
     }
     for (int64_t b = 0; b < a.classes; ++b) {
       const double p = std::exp(static_cast<double>(log_probs[i * a.classes + b]));
-      grad_logits[i * a.classes + b] = static_cast<float>(grad_loss * (g[b] - p * g_sum));
+      grad_logits[i * a.classes + b] = static_cast<float>(*grad_loss * (g[b] - p * g_sum));
     }
   }
 }
