@@ -1,17 +1,40 @@
 #include "dist/communicator.h"
 
+#include "kernels/device.h"
+
 #include <cstdlib>
 #include <cstring>
 
 namespace horo::dist {
 
+namespace {
+
+// Runs a collective on the tensor's memory, or, for a tensor on a GPU and a communicator that takes
+// host buffers (MPI is not assumed CUDA-aware), on a host copy that is copied back afterwards.
+template <typename Collective>
+void on_reachable_memory(Communicator& comm, Tensor& tensor, Collective&& collective) {
+  if (tensor.device().is_cpu()) return collective(tensor);
+  if (comm.device_buffers()) {
+    const kernels::cuda::DeviceScope scope(tensor.device().index);
+    return collective(tensor);
+  }
+  Tensor host = Tensor::empty_pinned(tensor.shape(), tensor.dtype());
+  host.copy_from(tensor);
+  collective(host);
+  tensor.copy_from(host);
+}
+
+}  // namespace
+
 void Communicator::allreduce(Tensor& tensor, ReduceOp op, Compression compression) {
   check_dtype(tensor, DType::Float32, "allreduce of " + tensor.describe());
-  allreduce(tensor.data<float>(), tensor.numel(), op, compression);
+  on_reachable_memory(*this, tensor, [&](Tensor& t) { allreduce(t.data<float>(), t.numel(), op, compression); });
 }
 
 void Communicator::broadcast(Tensor& tensor, int root) {
-  broadcast(tensor.raw_data(), tensor.numel() * static_cast<int64_t>(dtype_size(tensor.dtype())), root);
+  on_reachable_memory(*this, tensor, [&](Tensor& t) {
+    broadcast(t.raw_data(), t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), root);
+  });
 }
 
 void LocalCommunicator::broadcast(void*, int64_t, int root) {

@@ -39,6 +39,8 @@ class Communicator {
   // Each rank contributes bytes_each bytes; recv receives size() * bytes_each, in rank order.
   virtual void allgather(const void* send, int64_t bytes_each, void* recv) = 0;
   virtual void barrier() = 0;
+  // Throws an error found after a collective was queued (NCCL: a stall, or a failed kernel).
+  virtual void raise_async_errors() {}
   // A communicator over the same ranks whose traffic never mixes with this one's (for a thread of its own).
   virtual std::unique_ptr<Communicator> duplicate() const = 0;
   // True when the collectives take GPU buffers (NCCL), false for host buffers.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
+#include "kernels/device.h"
 
 namespace horo::dist {
 namespace {
@@ -125,22 +126,25 @@ class MpiCommunicator : public Communicator {
 
   void allreduce(float* data, int64_t count, ReduceOp op, Compression compression) override {
     if (count == 0) return;
+    refuse_device_memory(data, "allreduce");
+    const float scale = op == ReduceOp::Average ? 1.0f / static_cast<float>(size_) : 1.0f;
     if (compression == Compression::Fp16) {
+      // Averages are scaled before the sum: the sum of size() halves may pass 65,504 where the mean does not.
       half_.resize(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) half_[i] = static_cast<Half>(data[i]);
+      for (int64_t i = 0; i < count; ++i) half_[i] = static_cast<Half>(data[i] * scale);
       reduce_any(half_.data(), count);
       for (int64_t i = 0; i < count; ++i) data[i] = static_cast<float>(half_[i]);
-    } else {
-      reduce_any(data, count);
+      return;
     }
-    if (op == ReduceOp::Average) {
-      const float scale = 1.0f / static_cast<float>(size_);
+    reduce_any(data, count);
+    if (scale != 1.0f) {
       for (int64_t i = 0; i < count; ++i) data[i] *= scale;
     }
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {
     HORO_CHECK(root >= 0 && root < size_, ValueError, "broadcast: root ", root, " outside a world of ", size_);
+    refuse_device_memory(data, "broadcast");
     char* p = static_cast<char*>(data);
     for (int64_t done = 0; done < bytes;) {  // MPI counts are int: send in pieces below 2 GiB
       const int n = static_cast<int>(std::min<int64_t>(bytes - done, int64_t{1} << 30));
@@ -153,6 +157,8 @@ class MpiCommunicator : public Communicator {
 
   void allgather(const void* send, int64_t bytes_each, void* recv) override {
     HORO_CHECK(bytes_each < (int64_t{1} << 31), ValueError, "allgather: ", bytes_each, " bytes per rank is too many");
+    refuse_device_memory(send, "allgather");
+    refuse_device_memory(recv, "allgather");
     MPI_Request request;
     MPI_CHECK(MPI_Iallgather(send, static_cast<int>(bytes_each), MPI_BYTE, recv, static_cast<int>(bytes_each), MPI_BYTE,
                              comm_, &request));
@@ -166,6 +172,14 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
+  // MPI here is not assumed CUDA-aware: a GPU pointer would crash inside MPI. Tensors on a GPU go
+  // through Communicator's Tensor overloads (staged in host memory) or the NCCL communicator.
+  void refuse_device_memory(const void* p, const char* what) const {
+    HORO_CHECK(!kernels::cuda::is_device_pointer(p), TypeError, "MPI ", what, " on rank ", rank_,
+               ": the buffer is GPU memory, which this communicator cannot send; use the Tensor overloads (they stage "
+               "through host memory) or HORO_ALLREDUCE=nccl");
+  }
+
   struct Pending {
     int64_t payload[2];
     MPI_Request request;

@@ -2,10 +2,25 @@
 // NCCL unique id travels from rank 0 over MPI; barriers and the node-local numbering come from MPI.
 // Built when CMake finds NCCL (HORO_NCCL=AUTO), selected by HORO_ALLREDUCE=nccl or, in horo-train,
 // by --device cuda under mpirun.
+//
+// No host waits: a collective starts after the work horo's stream has queued (the producer of its
+// buffer) and horo's stream continues after it, both ordered with CUDA events. A watchdog thread
+// follows every queued collective; one that has not finished after the stall timeout aborts the
+// NCCL communicator (which ends its kernels, so no stream blocks forever) and the next call on this
+// communicator, or raise_async_errors(), throws StallError naming it.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "dist/communicator.h"
+#include "kernels/cuda/stream.h"
 #include "kernels/device.h"
 
 namespace horo::dist {
@@ -18,39 +33,38 @@ namespace {
       throw BackendError(detail::concat(#call, " failed: ", ncclGetErrorString(status_)));              \
   } while (0)
 
-#define CUDA_RT_CHECK(call)                                                                            \
-  do {                                                                                                 \
-    const cudaError_t status_ = (call);                                                                \
-    if (status_ != cudaSuccess) throw BackendError(detail::concat(#call, " failed: ", cudaGetErrorString(status_))); \
-  } while (0)
-
-// Host buffers (a model fingerprint, a rate) go over MPI; device buffers over NCCL.
-bool on_device(const void* p) {
-  cudaPointerAttributes attributes{};
-  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
-}
+using Clock = std::chrono::steady_clock;
 
 class NcclCommunicator : public Communicator {
  public:
   explicit NcclCommunicator(std::unique_ptr<Communicator> mpi) : mpi_(std::move(mpi)) {
     stall_timeout_ = mpi_->stall_timeout();
-    // The caller has selected this rank's GPU (horo-train: the node-local rank's); NCCL works there.
     HORO_CHECK(kernels::cuda::device_count() > 0, BackendError, "NCCL communicator: no CUDA device visible on rank ",
                mpi_->rank());
-    CUDA_RT_CHECK(cudaGetDevice(&device_));
+    // The caller has selected this rank's GPU (horo-train: the node-local rank's); NCCL works there.
+    device_ = kernels::cuda::current_device();
     ncclUniqueId id;
     if (mpi_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     mpi_->broadcast(&id, sizeof id, 0);
     NCCL_CHECK(ncclCommInitRank(&comm_, mpi_->size(), id, mpi_->rank()));
-    CUDA_RT_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    watchdog_ = std::thread([this] { watch(); });
   }
 
   ~NcclCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    watchdog_.join();
+    const kernels::cuda::DeviceScope scope(device_);
     if (comm_) ncclCommDestroy(comm_);
+    for (const Queued& q : queued_) {
+      cudaEventDestroy(q.ready);
+      cudaEventDestroy(q.done);
+    }
+    for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -62,43 +76,144 @@ class NcclCommunicator : public Communicator {
   bool device_buffers() const override { return true; }
 
   void allreduce(float* data, int64_t count, ReduceOp op, Compression compression) override {
-    if (!on_device(data)) return mpi_->allreduce(data, count, op, compression);
-    HORO_CHECK(compression == Compression::None, ValueError, "NCCL allreduce: fp16 compression is not supported here");
-    // horo's kernels that produced `data` ran on horo's stream: finish them before NCCL reads it.
-    kernels::cuda::synchronize();
-    NCCL_CHECK(ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, op == ReduceOp::Average ? ncclAvg : ncclSum,
-                             comm_, stream_));
-    CUDA_RT_CHECK(cudaStreamSynchronize(stream_));
+    if (!kernels::cuda::is_device_pointer(data)) return mpi_->allreduce(data, count, op, compression);
+    HORO_CHECK(compression == Compression::None, ValueError,
+               "NCCL allreduce: fp16 compression is not supported with NCCL (use it with HORO_ALLREDUCE=ring or mpi)");
+    enqueue(detail::concat("allreduce of ", count, " floats"), [&] {
+      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, op == ReduceOp::Average ? ncclAvg : ncclSum,
+                           comm_, stream_);
+    });
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {
-    if (!on_device(data)) return mpi_->broadcast(data, bytes, root);
-    kernels::cuda::synchronize();
-    NCCL_CHECK(ncclBroadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root, comm_, stream_));
-    CUDA_RT_CHECK(cudaStreamSynchronize(stream_));
+    if (!kernels::cuda::is_device_pointer(data)) return mpi_->broadcast(data, bytes, root);
+    enqueue(detail::concat("broadcast of ", bytes, " bytes from rank ", root), [&] {
+      return ncclBroadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root, comm_, stream_);
+    });
   }
 
   void allgather(const void* send, int64_t bytes_each, void* recv) override {
-    HORO_CHECK(on_device(send) == on_device(recv), ValueError, "NCCL allgather: send and receive buffers must both be on the GPU or both on the host");
-    if (!on_device(send)) return mpi_->allgather(send, bytes_each, recv);
-    kernels::cuda::synchronize();
-    NCCL_CHECK(ncclAllGather(send, recv, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_));
-    CUDA_RT_CHECK(cudaStreamSynchronize(stream_));
+    const bool send_on_device = kernels::cuda::is_device_pointer(send);
+    HORO_CHECK(send_on_device == kernels::cuda::is_device_pointer(recv), ValueError,
+               "NCCL allgather: send and receive buffers must both be on the GPU or both on the host");
+    if (!send_on_device) return mpi_->allgather(send, bytes_each, recv);
+    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), [&] {
+      return ncclAllGather(send, recv, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_);
+    });
   }
 
   void barrier() override { mpi_->barrier(); }
 
   std::unique_ptr<Communicator> duplicate() const override {
+    const kernels::cuda::DeviceScope scope(device_);
     return std::make_unique<NcclCommunicator>(mpi_->duplicate());
   }
 
   void announce(int64_t step, int64_t index, const std::string& what) override { mpi_->announce(step, index, what); }
 
+  void raise_async_errors() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
  private:
+  struct Queued {
+    cudaEvent_t ready, done;
+    std::string what;
+    Clock::time_point started;
+  };
+
+  cudaEvent_t take_event() {  // under mutex_
+    if (!spare_events_.empty()) {
+      cudaEvent_t e = spare_events_.back();
+      spare_events_.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return e;
+  }
+
+  template <typename Call>
+  void enqueue(const std::string& what, Call&& call) {
+    const kernels::cuda::DeviceScope scope(device_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    Queued q{take_event(), take_event(), what, Clock::now()};
+    // NCCL after the buffer's producer on horo's stream; horo's stream after NCCL.
+    CUDA_CHECK(cudaEventRecord(q.ready, kernels::cuda::stream()));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, q.ready, 0));
+    NCCL_CHECK(call());
+    CUDA_CHECK(cudaEventRecord(q.done, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(kernels::cuda::stream(), q.done, 0));
+    queued_.push_back(std::move(q));
+    changed_.notify_all();
+  }
+
+  // Retires finished collectives; aborts NCCL when one has run past the stall timeout.
+  void watch() {
+    try {
+      kernels::cuda::set_device(device_);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      if (queued_.empty()) {
+        changed_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+        continue;
+      }
+      Queued& oldest = queued_.front();
+      const cudaError_t status = cudaEventQuery(oldest.done);
+      if (status == cudaSuccess) {
+        spare_events_.push_back(oldest.ready);
+        spare_events_.push_back(oldest.done);
+        queued_.pop_front();
+        continue;
+      }
+      if (status != cudaErrorNotReady) {
+        cudaGetLastError();
+        error_ = std::make_exception_ptr(BackendError(detail::concat("NCCL ", oldest.what, " on rank ", rank(), " failed: ",
+                                                                     cudaGetErrorString(status))));
+        abort_locked();
+        continue;
+      }
+      const double waited = std::chrono::duration<double>(Clock::now() - oldest.started).count();
+      if (stall_timeout_ > 0 && waited > stall_timeout_ && !error_) {
+        error_ = std::make_exception_ptr(StallError(detail::concat(
+            "NCCL ", oldest.what, " on rank ", rank(), " made no progress for ", static_cast<int64_t>(waited),
+            " s (HORO_STALL_TIMEOUT): another rank stopped calling it, or a GPU or link failed; NCCL was aborted")));
+        abort_locked();
+        continue;
+      }
+      changed_.wait_for(lock, std::chrono::milliseconds(2));
+    }
+  }
+
+  // Ends NCCL's kernels so that no stream waits forever; later calls throw the recorded error.
+  void abort_locked() {
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    for (Queued& q : queued_) {
+      spare_events_.push_back(q.ready);
+      spare_events_.push_back(q.done);
+    }
+    queued_.clear();
+  }
+
   std::unique_ptr<Communicator> mpi_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   int device_ = 0;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Queued> queued_;
+  std::vector<cudaEvent_t> spare_events_;
+  std::exception_ptr error_;
+  bool stopping_ = false;
+  std::thread watchdog_;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 
 #include "dist/timeline.h"
@@ -63,95 +64,128 @@ void check_same_tensors(Communicator& comm, const std::vector<std::pair<std::str
                                   difference.empty() ? std::string() : " (rank " + std::to_string(comm.rank()) + ": " + difference + ")"));
 }
 
+struct GradientReducer::State {
+  struct Bucket {
+    std::vector<size_t> params;  // indices into params
+    Tensor buffer;               // the fused gradients, on the parameters' device
+    Tensor staging;              // GPU gradients with a host communicator: pinned host memory
+    bool queued = false, done = false;
+  };
+  std::unique_ptr<Communicator> comm;  // the communication thread's own
+  ReducerOptions options;
+  std::vector<std::pair<std::string, Tensor>> params;
+  Device device;
+  std::vector<Bucket> buckets;
+  std::mutex mutex;
+  std::condition_variable changed;
+  size_t next_to_reduce = 0;
+  bool stopping = false;
+  std::exception_ptr error;
+  int64_t step = 0;
+
+  void reduce(Bucket& bucket, size_t index);
+  void communication_loop();
+};
+
 GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair<std::string, Tensor>>& named_parameters,
                                  ReducerOptions options)
-    : user_comm_(comm), options_(options) {
-  HORO_CHECK(options_.backward_passes_per_step >= 1, ValueError, "backward_passes_per_step must be at least 1");
-  if (options_.fusion_bytes < 0) options_.fusion_bytes = fusion_bytes_from_env();
+    : state_(std::make_shared<State>()), uncaught_at_start_(std::uncaught_exceptions()) {
+  State& s = *state_;
+  s.options = options;
+  HORO_CHECK(s.options.backward_passes_per_step >= 1, ValueError, "backward_passes_per_step must be at least 1");
+  HORO_CHECK(!(comm.device_buffers() && s.options.compression == Compression::Fp16), ValueError,
+             "gradient reducer: fp16 compression is not supported with NCCL (", comm.name(),
+             "); use HORO_ALLREDUCE=ring or mpi, or no compression");
+  if (s.options.fusion_bytes < 0) s.options.fusion_bytes = fusion_bytes_from_env();
   check_same_tensors(comm, named_parameters, "model parameters (names, shapes, dtypes)");
   for (const auto& entry : named_parameters) {
-    if (entry.second.requires_grad()) params_.push_back(entry);
+    if (entry.second.requires_grad()) s.params.push_back(entry);
   }
-  device_ = params_.empty() ? Device::cpu() : params_.front().second.device();
-  for (const auto& [name, tensor] : params_) {
-    HORO_CHECK(tensor.device() == device_, TypeError, "gradient reducer: ", tensor.describe(), " is on ", tensor.device().str(),
-               " but ", params_.front().second.describe(), " is on ", device_.str());
+  s.device = s.params.empty() ? Device::cpu() : s.params.front().second.device();
+  for (const auto& [name, tensor] : s.params) {
+    HORO_CHECK(tensor.device() == s.device, TypeError, "gradient reducer: ", tensor.describe(), " is on ", tensor.device().str(),
+               " but ", s.params.front().second.describe(), " is on ", s.device.str());
   }
-  HORO_CHECK(device_.is_cuda() == comm.device_buffers() || comm.size() == 1, TypeError, "gradient reducer: parameters on ",
-             device_.str(), " need ", device_.is_cuda() ? "the NCCL communicator (HORO_ALLREDUCE=nccl)" : "a host communicator (ring or mpi)",
-             ", got ", comm.name());
-  comm_ = comm.duplicate();
-  comm_->set_stall_timeout(comm.stall_timeout());
+  s.comm = comm.duplicate();
+  s.comm->set_stall_timeout(comm.stall_timeout());
   // Reverse registration order approximates the order in which backward finishes gradients.
-  bucket_of_.assign(params_.size(), 0);
+  bucket_of_.assign(s.params.size(), 0);
   int64_t filled = 0;
-  for (size_t k = params_.size(); k-- > 0;) {
-    const int64_t bytes = params_[k].second.numel() * 4;
-    if (buckets_.empty() || options_.fusion_bytes == 0 || filled + bytes > options_.fusion_bytes) {
-      buckets_.emplace_back();
+  for (size_t k = s.params.size(); k-- > 0;) {
+    const int64_t bytes = s.params[k].second.numel() * 4;
+    if (s.buckets.empty() || s.options.fusion_bytes == 0 || filled + bytes > s.options.fusion_bytes) {
+      s.buckets.emplace_back();
       filled = 0;
     }
-    buckets_.back().params.push_back(k);
-    bucket_of_[k] = buckets_.size() - 1;
+    s.buckets.back().params.push_back(k);
+    bucket_of_[k] = s.buckets.size() - 1;
     filled += bytes;
   }
   // Every rank must cut the same buckets (same frozen parameters, same HORO_FUSION_THRESHOLD).
   std::vector<std::pair<std::string, Tensor>> layout;
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    for (size_t k : buckets_[b].params) layout.emplace_back("bucket " + std::to_string(b) + ": " + params_[k].first, params_[k].second);
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    for (size_t k : s.buckets[b].params) layout.emplace_back("bucket " + std::to_string(b) + ": " + s.params[k].first, s.params[k].second);
   }
   check_same_tensors(comm, layout, "fusion buckets (frozen parameters or HORO_FUSION_THRESHOLD)");
-  ready_passes_.assign(params_.size(), 0);
-  pending_per_bucket_.resize(buckets_.size());
-  for (size_t b = 0; b < buckets_.size(); ++b) pending_per_bucket_[b] = buckets_[b].params.size();
-  for (size_t k = 0; k < params_.size(); ++k) {
-    params_[k].second.add_grad_ready_hook([this, k] { on_grad_ready(k); });
+  ready_passes_.assign(s.params.size(), 0);
+  pending_per_bucket_.resize(s.buckets.size());
+  for (size_t b = 0; b < s.buckets.size(); ++b) pending_per_bucket_[b] = s.buckets[b].params.size();
+  for (size_t k = 0; k < s.params.size(); ++k) {
+    s.params[k].second.add_grad_ready_hook([this, k] { on_grad_ready(k); });
   }
-  thread_ = std::thread([this] { communication_loop(); });
+  thread_ = std::thread([state = state_] { state->communication_loop(); });
 }
 
 GradientReducer::~GradientReducer() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stopping = true;
   }
-  changed_.notify_all();
-  thread_.join();
-  for (auto& [name, tensor] : params_) tensor.clear_grad_ready_hooks();
+  state_->changed.notify_all();
+  for (auto& [name, tensor] : state_->params) tensor.clear_grad_ready_hooks();
+  // While an exception unwinds, the thread may be inside a collective that a failed rank will never
+  // complete: leave it (it holds the state it needs) rather than wait forever.
+  if (std::uncaught_exceptions() > uncaught_at_start_) thread_.detach();
+  else thread_.join();
 }
+
+int64_t GradientReducer::steps() const { return state_->step; }
 
 std::vector<std::vector<std::string>> GradientReducer::buckets() const {
   std::vector<std::vector<std::string>> out;
-  for (const auto& b : buckets_) {
+  for (const auto& b : state_->buckets) {
     out.emplace_back();
-    for (size_t k : b.params) out.back().push_back(params_[k].first);
+    for (size_t k : b.params) out.back().push_back(state_->params[k].first);
   }
   return out;
 }
 
 void GradientReducer::on_grad_ready(size_t param) {
   // Called on the backward thread each time this parameter's gradient has been accumulated.
-  HORO_CHECK(ready_passes_[param] < options_.backward_passes_per_step, ValueError, "gradient of '", params_[param].first,
-             "' produced by more than ", options_.backward_passes_per_step,
+  const State& s = *state_;
+  HORO_CHECK(ready_passes_[param] < s.options.backward_passes_per_step, ValueError, "gradient of '", s.params[param].first,
+             "' produced by more than ", s.options.backward_passes_per_step,
              " backward passes before synchronize(): call synchronize() once per optimizer step, or raise "
              "backward_passes_per_step");
-  if (++ready_passes_[param] != options_.backward_passes_per_step) return;
+  if (++ready_passes_[param] != s.options.backward_passes_per_step) return;
   const size_t bucket = bucket_of_[param];
   if (--pending_per_bucket_[bucket] == 0) pack_and_queue(bucket);
 }
 
 void GradientReducer::pack_and_queue(size_t index) {
-  Bucket& bucket = buckets_[index];
+  State& s = *state_;
+  State::Bucket& bucket = s.buckets[index];
   {
     TimelineScope scope("pack bucket " + std::to_string(index), "fusion", "main");
     if (!bucket.buffer.defined()) {
       int64_t total = 0;
-      for (size_t k : bucket.params) total += params_[k].second.numel();
-      bucket.buffer = Tensor::empty({total}, DType::Float32, device_);
+      for (size_t k : bucket.params) total += s.params[k].second.numel();
+      bucket.buffer = Tensor::empty({total}, DType::Float32, s.device);
+      if (s.device.is_cuda() && !s.comm->device_buffers()) bucket.staging = Tensor::empty_pinned({total});
     }
     int64_t offset = 0;
     for (size_t k : bucket.params) {
-      const Tensor& p = params_[k].second;
+      const Tensor& p = s.params[k].second;
       Tensor slot = bucket.buffer.slice(offset, offset + p.numel()).view(p.shape());
       const Tensor grad = p.grad();
       if (grad.defined()) slot.copy_from(grad);
@@ -160,85 +194,95 @@ void GradientReducer::pack_and_queue(size_t index) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(s.mutex);
     bucket.queued = true;
   }
-  changed_.notify_all();
+  s.changed.notify_all();
 }
 
-void GradientReducer::communication_loop() {
+void GradientReducer::State::reduce(Bucket& bucket, size_t index) {
+  std::string names;
+  for (size_t k : bucket.params) names += (names.empty() ? "" : ", ") + params[k].first;
+  comm->announce(step, static_cast<int64_t>(index), "allreduce of bucket " + std::to_string(index) + " (" + names + ")");
+  TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
+  const int64_t count = bucket.buffer.numel();
+  if (bucket.staging.defined()) {
+    // A host communicator: through pinned memory (the copy out waits for the bucket's producer).
+    bucket.staging.copy_from(bucket.buffer);
+    comm->allreduce(bucket.staging.data<float>(), count, ReduceOp::Average, options.compression);
+    bucket.buffer.copy_from(bucket.staging);
+  } else {
+    comm->allreduce(bucket.buffer.data<float>(), count, ReduceOp::Average, options.compression);
+  }
+  if (options.backward_passes_per_step > 1) {
+    const float scale = 1.0f / static_cast<float>(options.backward_passes_per_step);
+    float* data = bucket.buffer.data<float>();
+    HORO_DISPATCH(device, affine, count, scale, 0.0f, data, data);
+  }
+}
+
+void GradientReducer::State::communication_loop() {
   // A thread starts on device 0: work on the parameters' GPU (its kernels and NCCL buffers live there).
-  if (device_.is_cuda()) {
+  if (device.is_cuda()) {
     try {
-      kernels::cuda::set_device(device_.index);
+      kernels::cuda::set_device(device.index);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      error_ = std::current_exception();
+      std::lock_guard<std::mutex> lock(mutex);
+      error = std::current_exception();
       return;
     }
   }
   for (;;) {
     size_t index = 0;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      changed_.wait(lock, [&] {
-        return stopping_ || (next_to_reduce_ < buckets_.size() && buckets_[next_to_reduce_].queued && !error_);
-      });
-      if (stopping_) return;
-      index = next_to_reduce_;
+      std::unique_lock<std::mutex> lock(mutex);
+      changed.wait(lock, [&] { return stopping || (next_to_reduce < buckets.size() && buckets[next_to_reduce].queued && !error); });
+      if (stopping) return;
+      index = next_to_reduce;
     }
-    Bucket& bucket = buckets_[index];
     try {
-      std::string names;
-      for (size_t k : bucket.params) names += (names.empty() ? "" : ", ") + params_[k].first;
-      comm_->announce(step_, static_cast<int64_t>(index), "allreduce of bucket " + std::to_string(index) + " (" + names + ")");
-      TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
-      float* data = bucket.buffer.data<float>();
-      const int64_t count = bucket.buffer.numel();
-      comm_->allreduce(data, count, ReduceOp::Average, options_.compression);
-      if (options_.backward_passes_per_step > 1) {
-        const float scale = 1.0f / static_cast<float>(options_.backward_passes_per_step);
-        HORO_DISPATCH(device_, affine, count, scale, 0.0f, data, data);
-      }
+      reduce(buckets[index], index);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      error_ = std::current_exception();
-      changed_.notify_all();
+      std::lock_guard<std::mutex> lock(mutex);
+      error = std::current_exception();
+      changed.notify_all();
       continue;
     }
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      bucket.done = true;
-      ++next_to_reduce_;
+      std::lock_guard<std::mutex> lock(mutex);
+      buckets[index].done = true;
+      ++next_to_reduce;
     }
-    changed_.notify_all();
+    changed.notify_all();
   }
 }
 
 void GradientReducer::synchronize() {
+  State& s = *state_;
   const auto start = std::chrono::steady_clock::now();
   // Buckets that backward did not complete (parameters unused this step) go out now, with zeros.
-  for (size_t b = 0; b < buckets_.size(); ++b) {
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
     bool queued;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      queued = buckets_[b].queued;
+      std::lock_guard<std::mutex> lock(s.mutex);
+      queued = s.buckets[b].queued;
     }
     if (!queued) pack_and_queue(b);
   }
   {
     TimelineScope scope("wait for allreduce", "wait", "main");
-    std::unique_lock<std::mutex> lock(mutex_);
-    changed_.wait(lock, [&] { return error_ || next_to_reduce_ == buckets_.size(); });
-    if (error_) std::rethrow_exception(error_);
+    std::unique_lock<std::mutex> lock(s.mutex);
+    s.changed.wait(lock, [&] { return s.error || s.next_to_reduce == s.buckets.size(); });
+    if (s.error) std::rethrow_exception(s.error);
   }
+  s.comm->raise_async_errors();
   {
     TimelineScope scope("unpack", "fusion", "main");
-    for (Bucket& bucket : buckets_) {
+    for (State::Bucket& bucket : s.buckets) {
       int64_t offset = 0;
       for (size_t k : bucket.params) {
-        Tensor& p = params_[k].second;
-        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), DType::Float32, device_));
+        Tensor& p = s.params[k].second;
+        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), DType::Float32, s.device));
         p.grad().copy_from(bucket.buffer.slice(offset, offset + p.numel()).view(p.shape()));
         offset += p.numel();
       }
@@ -246,12 +290,12 @@ void GradientReducer::synchronize() {
     }
   }
   std::fill(ready_passes_.begin(), ready_passes_.end(), 0);
-  for (size_t b = 0; b < buckets_.size(); ++b) pending_per_bucket_[b] = buckets_[b].params.size();
+  for (size_t b = 0; b < s.buckets.size(); ++b) pending_per_bucket_[b] = s.buckets[b].params.size();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    next_to_reduce_ = 0;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.next_to_reduce = 0;
   }
-  ++step_;
+  ++s.step;
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 

@@ -8,6 +8,10 @@
 //    this step (zeros, so that no rank waits for a tensor another rank never sends), waits, and
 //    writes the averages back into each parameter's grad().
 // Buckets are reduced strictly in bucket order on every rank, so ranks cannot disagree on order.
+// GPU gradients go to NCCL as they are (ordered by CUDA events, no host wait) or, with a host
+// communicator (ring, mpi), through pinned host memory. A reducer destroyed while an exception
+// unwinds does not wait for a communication thread that may be stuck in a collective with a failed
+// rank: the thread is left to the process's end (horo-train then aborts the MPI job).
 #pragma once
 
 #include <condition_variable>
@@ -47,36 +51,20 @@ class GradientReducer {
   void synchronize();
   // Seconds synchronize() has spent waiting for communication, summed over steps.
   double wait_seconds() const { return wait_seconds_; }
-  int64_t steps() const { return step_; }
+  int64_t steps() const;
   // The parameter names in each bucket, in reduction order.
   std::vector<std::vector<std::string>> buckets() const;
 
  private:
-  struct Bucket {
-    std::vector<size_t> params;  // indices into params_
-    Tensor buffer;               // the fused gradients, on the parameters' device
-    bool queued = false, done = false;
-  };
+  struct State;  // shared with the communication thread, which may outlive an abandoned reducer
   void on_grad_ready(size_t param);
   void pack_and_queue(size_t bucket);
-  void communication_loop();
 
-  Communicator& user_comm_;
-  std::unique_ptr<Communicator> comm_;  // the communication thread's own
-  ReducerOptions options_;
-  std::vector<std::pair<std::string, Tensor>> params_;
-  Device device_;
+  std::shared_ptr<State> state_;
+  int uncaught_at_start_ = 0;
   std::vector<size_t> bucket_of_;
   std::vector<int64_t> ready_passes_;
-  std::vector<Bucket> buckets_;
   std::vector<size_t> pending_per_bucket_;
-
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  size_t next_to_reduce_ = 0;
-  bool stopping_ = false;
-  std::exception_ptr error_;
-  int64_t step_ = 0;
   double wait_seconds_ = 0.0;
   std::thread thread_;
 };

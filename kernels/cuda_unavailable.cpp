@@ -30,6 +30,7 @@ void set_device(int) { unavailable("set_device"); }
 int current_device() { unavailable("current_device"); }
 DeviceScope::DeviceScope(int) { unavailable("selecting a device"); }
 DeviceScope::~DeviceScope() = default;
+bool is_device_pointer(const void*) { return false; }
 void* device_alloc(size_t, int) { unavailable("device allocation"); }
 void device_free(void*, size_t, int) {}
 void* pinned_alloc(size_t) { unavailable("pinned allocation"); }

@@ -38,6 +38,9 @@ class DeviceScope {
   int previous_ = -1;
 };
 
+// True for memory a GPU owns (device or managed memory); false for host memory, and without CUDA.
+bool is_device_pointer(const void* pointer);
+
 void* device_alloc(size_t bytes, int device);
 void device_free(void* pointer, size_t bytes, int device);
 // Page-locked host memory from a pool: a block is handed out again only after every asynchronous

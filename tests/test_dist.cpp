@@ -82,13 +82,36 @@ TEST_P(CollectiveTest, BroadcastFromEveryRootAndAllgather) {
 }
 
 // NCCL on GPU buffers against the same reference, where a GPU and NCCL are present.
+// This rank's GPU (node-local rank modulo the GPUs), selected before anything touches a GPU: with
+// two GPUs on a node two ranks must not both open NCCL on GPU 0.
+Device rank_gpu(Communicator& comm) {
+  const Device gpu = Device::cuda(comm.local_rank() % kernels::cuda::device_count());
+  kernels::cuda::set_device(gpu.index);
+  return gpu;
+}
+
+std::unique_ptr<Communicator> nccl_on_rank_gpu() {
+  auto mpi = make_mpi_communicator(Algorithm::Auto, 120.0);
+  rank_gpu(*mpi);
+  return make_nccl_communicator(std::move(mpi));
+}
+
+TEST_P(CollectiveTest, Fp16AverageOfLargeValuesDoesNotOverflow) {
+  auto comm = with_algorithm(GetParam());
+  if (comm->size() == 1) GTEST_SKIP() << "needs several ranks";
+  // Every rank sends 40,000: the mean fits in half precision (max 65,504) though the sum does not.
+  std::vector<float> data(1000, 40000.0f);
+  comm->allreduce(data.data(), static_cast<int64_t>(data.size()), ReduceOp::Average, Compression::Fp16);
+  for (float v : data) ASSERT_NEAR(v, 40000.0f, 40.0f);
+}
+
 TEST(Nccl, SumAndBroadcastOnGpuBuffersMatchTheReference) {
   if (!launched_by_mpi() || !kernels::cuda::available()) GTEST_SKIP() << "needs mpirun and a GPU: NCCL test skipped";
-  auto comm = make_nccl_communicator(make_mpi_communicator(Algorithm::Auto, 120.0));
+  auto comm = nccl_on_rank_gpu();
   for (int64_t count : {int64_t{1}, int64_t{1000}, (int64_t{1} << 20) + 3}) {
     std::vector<float> host(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) host[i] = value_of(comm->rank(), i);
-    Tensor data = Tensor::from_vector(host, {count}).to(Device::cuda(comm->local_rank() % kernels::cuda::device_count()));
+    Tensor data = Tensor::from_vector(host, {count}).to(rank_gpu(*comm));
     comm->allreduce(data, ReduceOp::Sum);
     const auto got = data.to_vector();
     for (int64_t i = 0; i < count; i += 97) {
@@ -137,12 +160,14 @@ void expect_identical_across_ranks(Communicator& comm, nn::Module& m) {
   EXPECT_EQ(mine, root) << "rank " << comm.rank() << " diverged from rank 0";
 }
 
-// N ranks x batch B per step against one process with batch N x B, for `steps` Adam steps.
-void run_equivalence(ReducerOptions options, int64_t micro_batches, double tolerance) {
-  Communicator& comm = world();
+// N ranks x batch B per step against one process with batch N x B, for `steps` Adam steps; the
+// distributed model on `device` (a GPU: through whichever communicator `comm` is).
+void run_equivalence(ReducerOptions options, int64_t micro_batches, double tolerance, Communicator& comm = world(),
+                     Device device = Device::cpu()) {
   const int n = comm.size();
   const int64_t b = 3;
   auto distributed = small_net(5), single = small_net(5);
+  distributed->to(device);
   broadcast_parameters(comm, *distributed);
   optim::Adam opt_d(distributed->parameters(), {.lr = 1e-2f}), opt_s(single->parameters(), {.lr = 1e-2f});
   options.backward_passes_per_step = micro_batches;
@@ -153,7 +178,8 @@ void run_equivalence(ReducerOptions options, int64_t micro_batches, double toler
     opt_d.zero_grad();
     for (int64_t m = 0; m < micro_batches; ++m) {  // this rank's rows of micro-batch m
       const int64_t begin = (m * n + comm.rank()) * b;
-      F::cross_entropy((*distributed)(x.slice(begin, begin + b).clone()), y.slice(begin, begin + b).clone()).backward();
+      F::cross_entropy((*distributed)(x.slice(begin, begin + b).clone().to(device)), y.slice(begin, begin + b).clone().to(device))
+          .backward();
     }
     reducer.synchronize();
     opt_d.step();
@@ -179,6 +205,37 @@ TEST(Reducer, AccumulationOverKPassesEqualsOneStepWithKTimesTheBatch) { run_equi
 // Adam normalises each step, so fp16 rounding of tiny gradients can move a weight by up to 2 lr a step;
 // the collective test above bounds the rounding itself.
 TEST(Reducer, Fp16CompressionStaysClose) { run_equivalence({.compression = Compression::Fp16}, 1, 0.05); }
+
+// GPU parameters through every backend: ring and MPI stage buckets through pinned host memory, NCCL
+// takes them as they are; all equal one process with the whole batch (on the CPU).
+TEST(Reducer, GpuGradientsThroughEveryBackendEqualOneProcess) {
+  if (!kernels::cuda::available()) GTEST_SKIP() << "no CUDA device visible: GPU reducer test skipped";
+  for (Algorithm algorithm : {Algorithm::Ring, Algorithm::Mpi}) {
+    auto comm = with_algorithm(algorithm);
+    const Device gpu = rank_gpu(*comm);
+    run_equivalence({}, 1, 1e-4, *comm, gpu);
+  }
+  if (!launched_by_mpi()) return;
+  auto nccl = nccl_on_rank_gpu();
+  run_equivalence({}, 1, 1e-4, *nccl, rank_gpu(*nccl));
+  run_equivalence({.fusion_bytes = 300}, 2, 1e-4, *nccl, rank_gpu(*nccl));
+}
+
+// What a backend cannot take is refused, saying why: fp16 with NCCL at construction, GPU memory
+// through MPI's raw-pointer calls.
+TEST(Reducer, UnsupportedCombinationsAreRefusedClearly) {
+  if (!launched_by_mpi() || !kernels::cuda::available()) GTEST_SKIP() << "needs mpirun and a GPU";
+  auto nccl = nccl_on_rank_gpu();
+  auto net = small_net(5);
+  net->to(rank_gpu(*nccl));
+  testing::expect_error<ValueError>([&] { GradientReducer r(*nccl, net->named_parameters(), {.compression = Compression::Fp16}); },
+                                    {"fp16 compression is not supported with NCCL"});
+  auto mpi = with_algorithm(Algorithm::Mpi);
+  Tensor on_gpu = Tensor::zeros({16}, DType::Float32, rank_gpu(*mpi));
+  testing::expect_error<TypeError>([&] { mpi->allreduce(on_gpu.data<float>(), 16, ReduceOp::Sum); },
+                                   {"GPU memory", "Tensor overloads"});
+  mpi->allreduce(on_gpu, ReduceOp::Sum);  // the Tensor overload stages it
+}
 
 TEST(Reducer, UnusedAndFrozenParametersNeitherHangNorMove) {
   Communicator& comm = world();

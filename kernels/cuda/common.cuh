@@ -7,14 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/stream.h"
 #include "kernels/error.h"
-
-#define CUDA_CHECK(call)                                                                              \
-  do {                                                                                                \
-    const cudaError_t status_ = (call);                                                               \
-    if (status_ != cudaSuccess)                                                                       \
-      throw ::horo::BackendError(::horo::detail::concat(#call, " failed: ", cudaGetErrorString(status_))); \
-  } while (0)
 
 #define CUBLAS_CHECK(call)                                                                            \
   do {                                                                                                \
@@ -33,9 +27,7 @@
 
 namespace horo::kernels::cuda {
 
-// The stream horo's kernels, copies and cuBLAS calls use on the current device (one per device,
-// created on first use), and the cuBLAS handle bound to it.
-cudaStream_t stream();
+// The cuBLAS handle bound to the current device's stream (stream(), kernels/cuda/stream.h).
 cublasHandle_t blas();
 
 // Errors kernels find in their inputs (a label outside the class range): recorded in host-mapped

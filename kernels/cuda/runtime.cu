@@ -16,6 +16,9 @@ constexpr int kMaxDevices = 64;
 std::atomic<int> g_process_device{0};
 std::atomic<uint64_t> g_host_waits{0};
 std::atomic<bool> g_tf32{false};
+// Whether this process has used a GPU: until then nothing may touch the CUDA runtime in a way that
+// opens a context (a CPU run on a GPU machine stays off the GPUs).
+std::atomic<bool> g_gpu_used{false};
 
 // Freed blocks are kept by (device, size) and reused for requests of the same size, as a training
 // step asks for the same sizes every iteration; on cudaMalloc failure the cache is emptied and the
@@ -299,6 +302,7 @@ int device_count() {
 }
 
 void set_device(int device) {
+  g_gpu_used = true;
   CUDA_CHECK(cudaSetDevice(device));
   g_process_device = device;
 }
@@ -309,10 +313,26 @@ int current_device() {
   return device;
 }
 
-void* device_alloc(size_t bytes, int device) { return cache().allocate(bytes, device); }
+bool is_device_pointer(const void* pointer) {
+  if (!pointer || !g_gpu_used.load()) return false;
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    cudaGetLastError();  // not memory CUDA knows: host memory
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+}
+
+void* device_alloc(size_t bytes, int device) {
+  g_gpu_used = true;
+  return cache().allocate(bytes, device);
+}
 void device_free(void* pointer, size_t bytes, int device) { cache().release(pointer, bytes, device); }
 
-void* pinned_alloc(size_t bytes) { return pinned_pool().allocate(bytes); }
+void* pinned_alloc(size_t bytes) {
+  g_gpu_used = true;
+  return pinned_pool().allocate(bytes);
+}
 void pinned_free(void* pointer) { pinned_pool().release(pointer); }
 
 AllocatorStats allocator_stats() {
