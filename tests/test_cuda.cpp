@@ -2,7 +2,13 @@
 // included), dropout masks equal across devices, W1 training on both devices, and the caching
 // allocator. Every test skips, saying so, where no GPU is visible.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "apps/trainer.h"
 #include "kernels/device.h"
 #include "nn/models.h"
 #include "nn/norm.h"
@@ -252,6 +258,150 @@ TEST(CudaAllocator, NoDeviceAllocationAfterTheFirstStepAndNoLeak) {
   const auto after = kernels::cuda::allocator_stats();
   EXPECT_EQ(after.cuda_mallocs, before.cuda_mallocs) << "cudaMalloc in the steady state";
   EXPECT_EQ(after.in_use_bytes, before.in_use_bytes) << "device memory leaked over 1,000 steps";
+}
+
+// One training step of W1 waits for the GPU once (the loss and the correct count), not once per
+// label check, loss, accuracy and copy.
+TEST(CudaStep, W1StepWaitsForTheHostOnce) {
+  SKIP_WITHOUT_GPU();
+  auto model = nn::make_cnn();
+  model->to(kGpu);
+  optim::Adam opt(model->parameters());
+  const Tensor x = random_tensor({64, 1, 28, 28});
+  std::vector<int64_t> labels(64);
+  for (auto& y : labels) y = random_int(0, 9);
+  const Tensor y = Tensor::from_vector(labels, {64});
+  Tensor pinned = Tensor::empty_pinned(x.shape());
+  pinned.copy_from(x);
+  for (int warmup = 0; warmup < 2; ++warmup) apps::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu));
+  const uint64_t before = kernels::cuda::host_waits();
+  int64_t correct = -1;
+  apps::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu), &correct);
+  EXPECT_EQ(kernels::cuda::host_waits() - before, 1u);
+  EXPECT_GE(correct, 0);
+  EXPECT_LE(correct, 64);
+}
+
+TEST(CudaParity, CountCorrectWithTiesAndNaN) {
+  SKIP_WITHOUT_GPU();
+  const int64_t rows = random_int(1, 500), cols = random_int(1, 40);
+  Tensor logits = random_tensor({rows, cols});
+  float* p = logits.data<float>();
+  for (int64_t r = 0; r < rows; r += 7) p[r * cols + random_int(0, cols - 1)] = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t r = 3; r < rows; r += 11) std::fill(p + r * cols, p + (r + 1) * cols, 0.5f);  // ties: the first wins
+  std::vector<int64_t> labels(static_cast<size_t>(rows));
+  for (auto& y : labels) y = random_int(0, cols - 1);
+  const Tensor y = Tensor::from_vector(labels, {rows});
+  EXPECT_EQ(ops::count_correct(logits.to(kGpu), y.to(kGpu)).item(), ops::count_correct(logits, y).item());
+  const auto a = ops::argmax_rows(logits.to(kGpu)).to(Device::cpu()), b = ops::argmax_rows(logits);
+  EXPECT_TRUE(std::equal(a.data<int64_t>(), a.data<int64_t>() + rows, b.data<int64_t>()));
+}
+
+// A label out of range on the GPU is found by the kernels, without a host wait of its own, and raised
+// by the next one naming the label and its row; the device is usable afterwards.
+TEST(CudaParity, CrossEntropyLabelOutOfRangeIsRaisedAtTheNextWait) {
+  SKIP_WITHOUT_GPU();
+  const Tensor logits = random_tensor({6, 4}).to(kGpu);
+  const Tensor bad = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 7, 3, 0}, {6}).to(kGpu);
+  const uint64_t before = kernels::cuda::host_waits();
+  const Tensor loss = F::cross_entropy(logits, bad);
+  EXPECT_EQ(kernels::cuda::host_waits(), before) << "the label check waited for the GPU";
+  testing::expect_error<ValueError>([&] { loss.item(); }, {"label 7", "batch index 3", "[0, 4)"});
+  const Tensor good = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 3, 0}, {6}).to(kGpu);
+  EXPECT_TRUE(std::isfinite(F::cross_entropy(logits, good).item()));
+}
+
+// Large logits (around +-1e4) and rows of 50,000 classes: softmax, log-softmax and cross-entropy
+// against the CPU, forward and backward.
+TEST(CudaParity, SoftmaxAndCrossEntropyOnLargeLogitsAndWideRows) {
+  SKIP_WITHOUT_GPU();
+  for (const Shape& shape : {Shape{37, 50000}, Shape{300, 10}, Shape{5, 1025}}) {
+    SCOPED_TRACE(shape_str(shape));
+    const Tensor x = random_tensor(shape, -1e4f, 1e4f);
+    expect_parity([](const std::vector<Tensor>& v) { return F::softmax(v[0], 1); }, {x}, 1e-4);
+    expect_parity([](const std::vector<Tensor>& v) { return F::log_softmax(v[0], 1); }, {x}, 1e-4);
+    std::vector<int64_t> labels(static_cast<size_t>(shape[0]));
+    for (auto& y : labels) y = random_int(0, shape[1] - 1);
+    const Tensor y = Tensor::from_vector(labels, {shape[0]});
+    expect_parity([&](const std::vector<Tensor>& v) {
+                    return F::cross_entropy(v[0], v[0].device().is_cuda() ? y.to(kGpu) : y, {.weight = Tensor(), .label_smoothing = 0.1f});
+                  },
+                  {x}, 1e-4);
+  }
+}
+
+// Empty batches, an inner size of 0, rectangular kernels, and argmax over more rows than one grid covers.
+TEST(CudaParity, EdgeShapes) {
+  SKIP_WITHOUT_GPU();
+  expect_parity([](const std::vector<Tensor>& v) { return F::matmul(v[0], v[1]); }, {random_tensor({5, 0}), random_tensor({0, 7})});
+  EXPECT_EQ(F::softmax(Tensor::zeros({0, 9}, DType::Float32, kGpu), 1).numel(), 0);
+  EXPECT_EQ(F::relu(Tensor::zeros({0, 3, 4, 4}, DType::Float32, kGpu)).numel(), 0);
+  expect_parity([](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], {.pad_h = 1, .pad_w = 2}); },
+                {random_tensor({2, 3, 11, 13}), random_tensor({4, 3, 1, 5}), random_tensor({4})});
+  const int64_t rows = 65535LL * 16 * 256 + 5, cols = 2;  // past the grid's cap of blocks x threads
+  std::vector<float> host(static_cast<size_t>(rows * cols), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) host[static_cast<size_t>(r * cols + r % 2)] = 1.0f;
+  const Tensor arg = ops::argmax_rows(Tensor::from_vector(host, {rows, cols}).to(kGpu)).to(Device::cpu());
+  for (int64_t r : {int64_t{0}, int64_t{1}, rows / 2, rows - 2, rows - 1}) EXPECT_EQ(arg.data<int64_t>()[r], r % 2) << r;
+}
+
+// Overlapping pooling windows: the gradient is the same on every run (gathered, not scattered with atomics).
+TEST(CudaParity, PoolingBackwardIsBitIdenticalAcrossRuns) {
+  SKIP_WITHOUT_GPU();
+  const Tensor x = random_tensor({4, 5, 33, 31});
+  const ops::Pool2dParams p{.kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  for (bool max : {true, false}) {
+    std::vector<float> first;
+    for (int run = 0; run < 2; ++run) {
+      Tensor in = x.to(kGpu).set_requires_grad(true);
+      const Tensor out = max ? F::max_pool2d(in, p) : F::avg_pool2d(in, p);
+      F::sum(F::mul(out, out)).backward();
+      const auto g = in.grad().to_vector();
+      if (run == 0) first = g;
+      else EXPECT_EQ(g, first) << (max ? "max" : "avg");
+    }
+  }
+}
+
+// With a second GPU current, a training step on it opens nothing on GPU 0 (nvidia-smi lists the process
+// on one GPU only).
+TEST(CudaDevices, WorkOnTheSecondGpuStaysThere) {
+  SKIP_WITHOUT_GPU();
+  if (kernels::cuda::device_count() < 2) GTEST_SKIP() << "needs two GPUs";
+  const Device second = Device::cuda(1);
+  kernels::cuda::set_device(1);
+  auto model = nn::make_cnn();
+  model->to(second);
+  optim::Adam opt(model->parameters());
+  apps::train_step(*model, opt, random_tensor({16, 1, 28, 28}).to(second),
+                   Tensor::from_vector(std::vector<int64_t>(16, 3), {16}).to(second));
+  FILE* smi = popen("nvidia-smi --query-compute-apps=pid,gpu_bus_id --format=csv,noheader 2>/dev/null", "r");
+  if (!smi) GTEST_SKIP() << "nvidia-smi not available";
+  char line[512];
+  int gpus_with_this_process = 0;
+  const std::string pid = std::to_string(getpid()) + ",";
+  while (std::fgets(line, sizeof line, smi)) gpus_with_this_process += std::string(line).rfind(pid, 0) == 0;
+  pclose(smi);
+  EXPECT_EQ(gpus_with_this_process, 1);
+  kernels::cuda::set_device(0);
+}
+
+// Pinned batches are reused once their copies completed: the pool stops growing.
+TEST(CudaAllocator, PinnedBuffersAreReused) {
+  SKIP_WITHOUT_GPU();
+  Tensor target = Tensor::empty({1 << 20}, DType::Float32, kGpu);
+  for (int i = 0; i < 3; ++i) {
+    Tensor batch = Tensor::empty_pinned({1 << 20});
+    target.copy_from(batch);
+  }
+  kernels::cuda::synchronize();
+  const size_t held = kernels::cuda::allocator_stats().pinned_bytes;
+  for (int i = 0; i < 100; ++i) {
+    Tensor batch = Tensor::empty_pinned({1 << 20});
+    target.copy_from(batch);
+    kernels::cuda::synchronize();
+  }
+  EXPECT_EQ(kernels::cuda::allocator_stats().pinned_bytes, held);
 }
 
 }  // namespace
