@@ -46,6 +46,10 @@ void count_correct(const float*, const int64_t*, int64_t, int64_t, float*) { una
 uint64_t host_waits() { return 0; }
 void synchronize() {}
 void set_tf32(bool) { unavailable("set_tf32"); }
+bool tf32() { return false; }
+bool cudnn_available() { return false; }
+void set_cudnn(bool) {}
+bool cudnn_enabled() { return false; }
 
 void gemm(const GemmArgs&) { unavailable("gemm"); }
 void conv2d_forward(const Conv2dShape&, const float*, const float*, const float*, float*) { unavailable("conv2d"); }

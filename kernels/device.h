@@ -79,7 +79,13 @@ void synchronize();
 // How many times the host has waited for a GPU (stream synchronisations and copies to the host):
 // the training step aims at one, the loss.
 uint64_t host_waits();
-// TF32 tensor-core GEMMs (off by default: fp32 results as on the CPU).
+// TF32 tensor-core GEMMs and convolutions (off by default: fp32 results as on the CPU).
 void set_tf32(bool on);
+bool tf32();
+// Convolutions through cuDNN: available in builds with HORO_CUDNN, on unless switched off here or by
+// HORO_CUDNN=0 in the environment (the im2col path then runs, as it does without cuDNN).
+bool cudnn_available();
+void set_cudnn(bool on);
+bool cudnn_enabled();
 
 }  // namespace horo::kernels::cuda

@@ -345,6 +345,33 @@ TEST(CudaParity, EdgeShapes) {
   for (int64_t r : {int64_t{0}, int64_t{1}, rows / 2, rows - 2, rows - 1}) EXPECT_EQ(arg.data<int64_t>()[r], r % 2) << r;
 }
 
+// Convolutions through cuDNN and through im2col + cuBLAS (the oracle) both match the CPU, and the
+// cuDNN gradients are the same on two runs (deterministic algorithms are preferred).
+TEST(CudaParity, ConvolutionThroughCudnnAndIm2colAgree) {
+  SKIP_WITHOUT_GPU();
+  if (!kernels::cuda::cudnn_available()) GTEST_SKIP() << "this build has no cuDNN";
+  for (int trial = 0; trial < 4; ++trial) {
+    const ops::Conv2dParams p{.stride_h = random_int(1, 2), .stride_w = random_int(1, 2), .pad_h = random_int(0, 2),
+                              .pad_w = random_int(0, 2), .dilation_h = 1, .dilation_w = random_int(1, 2)};
+    const Tensor x = random_tensor({random_int(1, 9), random_int(1, 9), random_int(9, 31), random_int(9, 29)});
+    const Tensor w = random_tensor({random_int(1, 17), x.size(1), random_int(1, 5), random_int(1, 5)}), b = random_tensor({w.size(0)});
+    auto conv = [p](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], p); };
+    for (bool cudnn : {true, false}) {
+      SCOPED_TRACE(cudnn ? "cuDNN" : "im2col");
+      kernels::cuda::set_cudnn(cudnn);
+      expect_parity(conv, {x, w, b});
+    }
+    kernels::cuda::set_cudnn(true);
+    std::vector<float> first;
+    for (int run = 0; run < 2; ++run) {
+      Tensor wg = w.to(kGpu).set_requires_grad(true);
+      F::sum(conv({x.to(kGpu), wg, b.to(kGpu)})).backward();
+      if (run == 0) first = wg.grad().to_vector();
+      else EXPECT_EQ(wg.grad().to_vector(), first) << "cuDNN weight gradient differs between runs";
+    }
+  }
+}
+
 // Overlapping pooling windows: the gradient is the same on every run (gathered, not scattered with atomics).
 TEST(CudaParity, PoolingBackwardIsBitIdenticalAcrossRuns) {
   SKIP_WITHOUT_GPU();

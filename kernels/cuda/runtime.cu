@@ -392,6 +392,8 @@ void synchronize() {
 
 uint64_t host_waits() { return g_host_waits.load(); }
 
+bool tf32() { return g_tf32.load(); }
+
 void set_tf32(bool on) {
   g_tf32 = on;
   // The current device's handle now; others take the setting when they are created.
