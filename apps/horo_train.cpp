@@ -395,6 +395,18 @@ int main(int argc, char** argv) {
     horo::dist::Timeline::instance().flush();
     if (!leader) return 0;
     progress.finish_line();
+    if (f.config.device.is_cuda()) {
+      // The device cache's account: what the run held at its peak, and how often the host waited.
+      const auto stats = horo::kernels::cuda::allocator_stats();
+      const double mib = 1.0 / (1 << 20);
+      const int64_t steps = std::max<int64_t>(1, last_step - f.config.start_step);
+      std::printf("gpu memory: in use %.1f MiB, cached %.1f MiB, peak %.1f MiB, %llu cudaMalloc calls, %llu cache flushes, "
+                  "pinned %.1f MiB; host waits %.2f per step\n",
+                  static_cast<double>(stats.in_use_bytes) * mib, static_cast<double>(stats.cached_bytes) * mib,
+                  static_cast<double>(stats.peak_in_use_bytes) * mib, static_cast<unsigned long long>(stats.cuda_mallocs),
+                  static_cast<unsigned long long>(stats.cache_flushes), static_cast<double>(stats.pinned_bytes) * mib,
+                  static_cast<double>(horo::kernels::cuda::host_waits()) / static_cast<double>(steps));
+    }
     char final_line[256];
     std::snprintf(final_line, sizeof final_line, "epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f",
                   static_cast<long long>(result.epochs), static_cast<double>(total_rate),
