@@ -8,6 +8,8 @@
 //   horo-data synth -o shapes.h5 --count 3000 --size 28 --seed 1
 #include <CLI/CLI.hpp>
 
+#include "apps/version.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -47,6 +49,7 @@ class ConvertProgress {
 
 int main(int argc, char** argv) {
   CLI::App app{"horo-data: convert, split, inspect and synthesise HDF5 datasets"};
+  horo::apps::add_version_flag(app, "horo-data");
   app.require_subcommand(1);
 
   std::string from = "idx", images, labels, csv, label_column = "label", output, class_names_preset;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "apps/version.h"
 #include "apps/data_flags.h"
 #include "apps/trainer.h"
 #include "nn/checkpoint.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   app.add_option("--save-logits", logits_path, "also write the logits [N, classes] (file order) to this HDF5 file");
   horo::apps::DataFlags data_flags;
   horo::apps::add_evaluation_data_flags(app, data_flags);
+  horo::apps::add_version_flag(app, "horo-eval");
   CLI11_PARSE(app, argc, argv);
   try {
     const auto checkpoint = horo::nn::read_checkpoint(checkpoint_path);

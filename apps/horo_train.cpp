@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "apps/version.h"
 #include "apps/run_log.h"
 #include "apps/train_flags.h"
 #include "apps/trainer.h"
@@ -18,6 +19,7 @@
 #include "dist/timeline.h"
 #include "kernels/device.h"
 #include "kernels/parallel.h"
+#include "kernels/simd_target.h"
 #include "nn/checkpoint.h"
 #include "nn/graph.h"
 #include "nn/models.h"
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   CLI::App app{"horo-train: train a model on Fashion-MNIST (IDX) or an HDF5 dataset"};
   std::string config_file, device_name = "cpu";
   horo::apps::add_train_flags(app, f, config_file, device_name);
+  horo::apps::add_version_flag(app, "horo-train");
   CLI11_PARSE(app, argc, argv);
 
   int rank = 0;
@@ -259,10 +262,10 @@ int main(int argc, char** argv) {
     horo::apps::MetricsLog log(leader ? f.log_dir : "");
     horo::apps::ProgressLine progress(f.config.epochs);
     if (leader) {
-      std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d seed=%llu ranks=%d comm=%s%s\n",
+      std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d simd=%s seed=%llu ranks=%d comm=%s%s\n",
                   built.name.c_str(), static_cast<long long>(model->parameter_count()), static_cast<long long>(train_count),
                   static_cast<long long>(test_count), static_cast<long long>(f.config.batch), static_cast<double>(f.config.lr),
-                  horo::get_num_threads(), static_cast<unsigned long long>(f.config.seed), world, comm->name().c_str(),
+                  horo::get_num_threads(), horo::kernels::simd_target().c_str(), static_cast<unsigned long long>(f.config.seed), world, comm->name().c_str(),
                   resumed ? horo::detail::concat(" resumed=", resumed->path, "@step", resumed->state.step).c_str() : "");
       std::fflush(stdout);
     }

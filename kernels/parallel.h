@@ -6,7 +6,7 @@
 
 namespace horo {
 
-// Sets the number of threads CPU kernels use (>= 1). Also sets Eigen's GEMM thread count.
+// Sets the number of threads CPU kernels use (>= 1), the GEMM's included.
 void set_num_threads(int threads);
 // The number of threads CPU kernels use now.
 int get_num_threads();

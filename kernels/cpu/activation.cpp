@@ -5,25 +5,16 @@
 #include "kernels/parallel.h"
 #include "kernels/unary_math.h"
 
-namespace horo::kernels {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/activation.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
-const char* unary_name(Unary op) {
-  switch (op) {
-    case Unary::ReLU: return "relu";
-    case Unary::LeakyReLU: return "leaky_relu";
-    case Unary::Sigmoid: return "sigmoid";
-    case Unary::Tanh: return "tanh";
-    case Unary::GELU: return "gelu";
-    case Unary::Exp: return "exp";
-    case Unary::Log: return "log";
-    case Unary::Neg: return "neg";
-    case Unary::Sqrt: return "sqrt";
-    case Unary::Abs: return "abs";
-  }
-  return "?";
-}
+#include "kernels/cpu/dispatch.h"
 
-namespace cpu {
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 constexpr int64_t kGrain = 1 << 15;
 
@@ -68,5 +59,37 @@ void unary_backward(Unary op, float param, int64_t n, const float* x, const floa
   dispatch(op, [&](auto tag) { backward_loop<decltype(tag)::value>(param, n, x, y, dy, dx); });
 }
 
-}  // namespace cpu
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels {
+
+const char* unary_name(Unary op) {
+  switch (op) {
+    case Unary::ReLU: return "relu";
+    case Unary::LeakyReLU: return "leaky_relu";
+    case Unary::Sigmoid: return "sigmoid";
+    case Unary::Tanh: return "tanh";
+    case Unary::GELU: return "gelu";
+    case Unary::Exp: return "exp";
+    case Unary::Log: return "log";
+    case Unary::Neg: return "neg";
+    case Unary::Sqrt: return "sqrt";
+    case Unary::Abs: return "abs";
+  }
+  return "?";
+}
+
 }  // namespace horo::kernels
+
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(unary_forward);
+void unary_forward(Unary op, float param, int64_t n, const float* x, float* y) { HORO_CPU_DISPATCH(unary_forward)(op, param, n, x, y); }
+
+HWY_EXPORT(unary_backward);
+void unary_backward(Unary op, float param, int64_t n, const float* x, const float* y, const float* dy, float* dx) { HORO_CPU_DISPATCH(unary_backward)(op, param, n, x, y, dy, dx); }
+
+}  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -6,7 +6,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/adaptive_pool.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 constexpr int64_t kMinValuesPerThread = 1 << 14;
 int64_t planes_per_thread(const AdaptivePool2dShape& s) {
@@ -66,4 +75,17 @@ void adaptive_avgpool2d_backward(const AdaptivePool2dShape& s, const float* grad
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(adaptive_avgpool2d_forward);
+void adaptive_avgpool2d_forward(const AdaptivePool2dShape& s, const float* input, float* output) { HORO_CPU_DISPATCH(adaptive_avgpool2d_forward)(s, input, output); }
+
+HWY_EXPORT(adaptive_avgpool2d_backward);
+void adaptive_avgpool2d_backward(const AdaptivePool2dShape& s, const float* grad_output, float* grad_input) { HORO_CPU_DISPATCH(adaptive_avgpool2d_backward)(s, grad_output, grad_input); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

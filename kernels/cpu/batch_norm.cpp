@@ -11,7 +11,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/batch_norm.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 constexpr int64_t kMinValuesPerThread = 1 << 14;
@@ -171,4 +180,29 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(batch_norm_stats);
+void batch_norm_stats(const BatchNormShape& s, const float* x, float* mean, float* var) { HORO_CPU_DISPATCH(batch_norm_stats)(s, x, mean, var); }
+
+HWY_EXPORT(batch_norm_coefficients);
+void batch_norm_coefficients(int64_t channels, const float* mean, const float* var, const float* weight, const float* bias, float eps, float* invstd, float* scale, float* shift) { HORO_CPU_DISPATCH(batch_norm_coefficients)(channels, mean, var, weight, bias, eps, invstd, scale, shift); }
+
+HWY_EXPORT(batch_norm_update_running);
+void batch_norm_update_running(int64_t channels, const float* mean, const float* var, float momentum, float unbias, float* running_mean, float* running_var) { HORO_CPU_DISPATCH(batch_norm_update_running)(channels, mean, var, momentum, unbias, running_mean, running_var); }
+
+HWY_EXPORT(batch_norm_apply);
+void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scale, const float* shift, const float* residual, bool relu, float* y) { HORO_CPU_DISPATCH(batch_norm_apply)(s, x, scale, shift, residual, relu, y); }
+
+HWY_EXPORT(batch_norm_backward_reduce);
+void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) { HORO_CPU_DISPATCH(batch_norm_backward_reduce)(s, x, relu, dy, mean, invstd, sum_dy, sum_dy_xhat); }
+
+HWY_EXPORT(batch_norm_backward_input);
+void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean, const float* invstd, const float* weight, const float* sum_dy, const float* sum_dy_xhat, double count, float* dx) { HORO_CPU_DISPATCH(batch_norm_backward_input)(s, x, relu, dy, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -6,7 +6,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/binary.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 template <Binary Op>
@@ -84,4 +93,23 @@ void add_relu(int64_t n, const float* a, const float* b, float* y) {
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(binary);
+void binary(Binary op, const BroadcastShape& s, const float* a, const float* b, float* out) { HORO_CPU_DISPATCH(binary)(op, s, a, b, out); }
+
+HWY_EXPORT(affine);
+void affine(int64_t n, float alpha, float beta, const float* x, float* y) { HORO_CPU_DISPATCH(affine)(n, alpha, beta, x, y); }
+
+HWY_EXPORT(accumulate);
+void accumulate(int64_t n, const float* x, float* y) { HORO_CPU_DISPATCH(accumulate)(n, x, y); }
+
+HWY_EXPORT(add_relu);
+void add_relu(int64_t n, const float* a, const float* b, float* y) { HORO_CPU_DISPATCH(add_relu)(n, a, b, y); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -2,17 +2,25 @@
 // keeps its column buffer between calls, so a training step allocates nothing here once warm.
 #include "kernels/conv2d.h"
 
-#include "kernels/cpu/conv_image.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv2d.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/cpu/conv_image.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 // Stride 1, no padding, no dilation (the common 3x3 "valid" convolution): each column row is a
@@ -71,7 +79,7 @@ void im2col(const Conv2dShape& s, const float* image, float* col) {
 // The adjoint of im2col: adds each column entry back into the image cell it was read from.
 void col2im(const Conv2dShape& s, const float* col, float* image) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
-#if defined(__AVX512F__)
+#if HORO_TARGET_AVX512
   if (is_dense_valid(s) && s.in_w <= 16) {
     // One image row at a time, summing every column entry that lands on it in a register (each
     // entry loaded already shifted to its column), so each row is written once and never re-read.
@@ -201,4 +209,20 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* input, const floa
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(conv2d_forward);
+void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias, float* output) { HORO_CPU_DISPATCH(conv2d_forward)(s, input, weight, bias, output); }
+
+HWY_EXPORT(conv2d_backward_input);
+void conv2d_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight, float* grad_input) { HORO_CPU_DISPATCH(conv2d_backward_input)(s, grad_output, weight, grad_input); }
+
+HWY_EXPORT(conv2d_backward_weight);
+void conv2d_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output, float* grad_weight, float* grad_bias) { HORO_CPU_DISPATCH(conv2d_backward_weight)(s, input, grad_output, grad_weight, grad_bias); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -2,11 +2,20 @@
 
 #include <vector>
 
-#include "kernels/cpu/conv_image.h"
 #include "kernels/parallel.h"
 #include "kernels/unary_math.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv_block.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/conv_image.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 thread_local std::vector<float> t_conv_out;
@@ -76,4 +85,17 @@ void conv_relu_maxpool_backward(const Conv2dShape& conv, const Pool2dShape& pool
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(conv_relu_maxpool_forward);
+void conv_relu_maxpool_forward(const Conv2dShape& conv, const Pool2dShape& pool, const float* input, const float* weight, const float* bias, float* output, int32_t* argmax) { HORO_CPU_DISPATCH(conv_relu_maxpool_forward)(conv, pool, input, weight, bias, output, argmax); }
+
+HWY_EXPORT(conv_relu_maxpool_backward);
+void conv_relu_maxpool_backward(const Conv2dShape& conv, const Pool2dShape& pool, const float* input, const float* weight, const float* output, const int32_t* argmax, const float* grad_output, float* grad_input, float* grad_weight, float* grad_bias) { HORO_CPU_DISPATCH(conv_relu_maxpool_backward)(conv, pool, input, weight, output, argmax, grad_output, grad_input, grad_weight, grad_bias); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -5,16 +5,21 @@
 // Stride 1, no padding or dilation, output rows up to 32 wide; other shapes use im2col.
 #include <algorithm>
 
-#include "kernels/cpu/conv_image.h"
+// Compiled once per SIMD target (hwy/foreach_target.h); called from the other kernels of the same target.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv_direct.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/conv_image.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
-namespace horo::kernels::cpu {
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 
-#if defined(__AVX512F__)
+#if HORO_TARGET_AVX512
 namespace {
 constexpr int kTaps = 9;  // 3x3
 
@@ -100,4 +105,6 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape&, const 
 }
 #endif
 
-}  // namespace horo::kernels::cpu
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+

@@ -1,6 +1,12 @@
 // One image's convolution steps, shared by the batched convolution (conv2d.cpp) and the fused
 // conv + ReLU + max-pool block (conv_block.cpp). Internal to the CPU kernels.
-#pragma once
+// A per-target header: included from kernel files compiled once per SIMD target.
+#if defined(HORO_KERNELS_CPU_CONV_IMAGE_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HORO_KERNELS_CPU_CONV_IMAGE_H_
+#undef HORO_KERNELS_CPU_CONV_IMAGE_H_
+#else
+#define HORO_KERNELS_CPU_CONV_IMAGE_H_
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -9,7 +15,11 @@
 #include "kernels/conv2d.h"
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+#include <hwy/highway.h>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 
 inline int64_t patch_size(const Conv2dShape& s) { return s.in_channels * s.kernel_h * s.kernel_w; }
 
@@ -34,7 +44,7 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
                                        const float* bias, float* out);
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
-// Whether the single-channel kernels above handle s (AVX-512 builds).
+// Whether the single-channel kernels above handle s (on this target).
 bool single_channel_fits(const Conv2dShape& s);
 
 // Direct 3x3 convolutions on zero-padded images (conv_padded.cpp), whole batches: stride 1 or 2
@@ -76,4 +86,7 @@ void for_each_image_accumulating(const Conv2dShape& s, float* grad_weight, float
   }
 }
 
-}  // namespace horo::kernels::cpu
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -21,13 +21,21 @@
 #include <vector>
 
 #include "kernels/conv_stats.h"
-#include "kernels/cpu/conv_image.h"
-#include "kernels/cpu/conv_padded.h"
-#include "kernels/cpu/simd.h"
 #include "kernels/parallel.h"
 
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv_padded.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
-namespace horo::kernels::cpu {
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/cpu/conv_image.h"
+#include "kernels/cpu/conv_padded.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 using namespace padded;
@@ -405,4 +413,14 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
   return true;
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(conv2d_forward_stats);
+bool conv2d_forward_stats(const Conv2dShape& s, const float* input, const float* weight, const float* bias, const float* shift, float* output, float* mean, float* var) { return HORO_CPU_DISPATCH(conv2d_forward_stats)(s, input, weight, bias, shift, output, mean, var); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -1,7 +1,13 @@
 // Shared by the direct convolution kernels (conv_padded.cpp, conv_transposed.cpp): zero-padded
 // image planes, their geometry, and the store of a channel-vectorised output tile into NCHW (with the
 // BatchNorm statistics it can gather on the way). Internal to the CPU kernels.
-#pragma once
+// A per-target header: included from kernel files compiled once per SIMD target.
+#if defined(HORO_KERNELS_CPU_CONV_PADDED_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HORO_KERNELS_CPU_CONV_PADDED_H_
+#undef HORO_KERNELS_CPU_CONV_PADDED_H_
+#else
+#define HORO_KERNELS_CPU_CONV_PADDED_H_
+#endif
 
 #include <hwy/highway.h>
 
@@ -9,9 +15,11 @@
 #include <cstdint>
 
 #include "kernels/conv2d.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/simd.h"
 
-namespace horo::kernels::cpu::padded {
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE::padded {
 
 namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
@@ -65,7 +73,7 @@ struct Stats {
 // NCHW output planes, adding the bias (and adding to the statistics when they are kept).
 inline void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, int64_t channels, int64_t plane,
                  int64_t cell, const float* bias, float* output, const Stats& stats) {
-#if defined(__AVX512F__)
+#if HORO_TARGET_AVX512
   if (lanes() == 16) {
     alignas(64) float t[16 * 16];
     for (int64_t c0 = 0; c0 < cells; c0 += 16) {
@@ -108,4 +116,7 @@ inline void store_block(const float* block, int64_t cells, int64_t width, int64_
   }
 }
 
-}  // namespace horo::kernels::cpu::padded
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE::padded
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -10,11 +10,20 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/conv_image.h"
-#include "kernels/cpu/conv_padded.h"
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); called from the other kernels of the same target.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv_transposed.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/conv_image.h"
+#include "kernels/cpu/conv_padded.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 using namespace padded;
@@ -138,4 +147,6 @@ bool conv2d_backward_input_strided(const Conv2dShape& s, const float* grad_outpu
   return true;
 }
 
-}  // namespace horo::kernels::cpu
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+

@@ -5,12 +5,21 @@
 #include "kernels/parallel.h"
 #include "kernels/philox.h"
 
-#if defined(__AVX512F__) && defined(__BMI2__)
+
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/dropout.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+#if HWY_ARCH_X86
 #include <immintrin.h>
-#define HORO_DROPOUT_AVX512 1
 #endif
 
-namespace horo::kernels::cpu {
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 // Elements [i, end) one Philox block (four numbers) at a time; the stream index of element i is offset + i.
@@ -28,7 +37,7 @@ void dropout_scalar(uint64_t seed, uint64_t offset, float keep, float scale, int
   }
 }
 
-#if defined(HORO_DROPOUT_AVX512)
+#if HORO_TARGET_AVX512
 // Philox4x32::rounds for sixteen counters at once (lane b holds block first + b); word j of each block
 // ends in c[j]. The 32x32->64 products are taken on the even and odd lanes separately.
 void philox_16_blocks(uint64_t seed, uint64_t first, __m512i c[4]) {
@@ -89,7 +98,7 @@ void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const f
   const float keep = 1.0f - p;
   const float scale = keep > 0.0f ? 1.0f / keep : 0.0f;
   parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-#if defined(HORO_DROPOUT_AVX512)
+#if HORO_TARGET_AVX512
     // uniform < keep  <=>  (word >> 8) < keep * 2^24  <=>  (word >> 8) < ceil(keep * 2^24), all exact.
     const uint32_t threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(keep) * 16777216.0));
     // Scalar up to a stream index that is a multiple of 64, then 64 at a time, then the tail.
@@ -107,4 +116,14 @@ void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const f
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(dropout_forward);
+void dropout_forward(uint64_t seed, uint64_t offset, float p, int64_t n, const float* x, float* mask, float* y) { HORO_CPU_DISPATCH(dropout_forward)(seed, offset, p, n, x, mask, y); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -1,36 +1,27 @@
+// The CPU GEMM: Eigen's, in the copy built for the SIMD target the kernels run with.
 #include "kernels/gemm.h"
 
-#include <Eigen/Core>
+#include <hwy/targets.h>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/parallel.h"
 
 namespace horo::kernels::cpu {
-namespace {
-using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ColMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-using Stride = Eigen::OuterStride<>;
-}  // namespace
+
+void gemm_eigen_baseline(const GemmArgs& g, int threads);
+#if defined(HORO_GEMM_X86_TARGETS)
+void gemm_eigen_avx2(const GemmArgs& g, int threads);
+void gemm_eigen_avx512(const GemmArgs& g, int threads);
+#endif
 
 void gemm(const GemmArgs& g) {
-  if (g.m == 0 || g.n == 0) return;
-  Eigen::Map<RowMajor, 0, Stride> c(g.c, g.m, g.n, Stride(g.ldc));
-  if (g.k == 0) {
-    if (g.beta == 0.0f) c.setZero(); else c *= g.beta;
-    return;
-  }
-  // A transposed, stored row-major [k, m], is the same memory as a column-major [m, k].
-  auto run = [&](const auto& a, const auto& b) {
-    if (g.beta == 0.0f) {
-      c.noalias() = g.alpha * (a * b);
-    } else {
-      if (g.beta != 1.0f) c *= g.beta;
-      c.noalias() += g.alpha * (a * b);
-    }
-  };
-  using ConstRow = Eigen::Map<const RowMajor, 0, Stride>;
-  using ConstCol = Eigen::Map<const ColMajor, 0, Stride>;
-  if (!g.trans_a && !g.trans_b) run(ConstRow(g.a, g.m, g.k, Stride(g.lda)), ConstRow(g.b, g.k, g.n, Stride(g.ldb)));
-  else if (g.trans_a && !g.trans_b) run(ConstCol(g.a, g.m, g.k, Stride(g.lda)), ConstRow(g.b, g.k, g.n, Stride(g.ldb)));
-  else if (!g.trans_a && g.trans_b) run(ConstRow(g.a, g.m, g.k, Stride(g.lda)), ConstCol(g.b, g.k, g.n, Stride(g.ldb)));
-  else run(ConstCol(g.a, g.m, g.k, Stride(g.lda)), ConstCol(g.b, g.k, g.n, Stride(g.ldb)));
+  const int threads = get_num_threads();
+#if defined(HORO_GEMM_X86_TARGETS)
+  const int64_t target = chosen_simd_target();
+  if (target & (HWY_AVX3 | HWY_AVX3_DL)) return gemm_eigen_avx512(g, threads);
+  if (target & HWY_AVX2) return gemm_eigen_avx2(g, threads);
+#endif
+  gemm_eigen_baseline(g, threads);
 }
 
 }  // namespace horo::kernels::cpu

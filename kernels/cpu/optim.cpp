@@ -4,7 +4,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/optim.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 
 // torch.optim.SGD: g += wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g.
@@ -42,4 +51,17 @@ void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, 
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(sgd_update);
+void sgd_update(const SgdArgs& a, int64_t n, float* param, const float* grad, float* momentum_buffer) { HORO_CPU_DISPATCH(sgd_update)(a, n, param, grad, momentum_buffer); }
+
+HWY_EXPORT(adam_update);
+void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, float* exp_avg, float* exp_avg_sq) { HORO_CPU_DISPATCH(adam_update)(a, n, param, grad, exp_avg, exp_avg_sq); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -1,6 +1,5 @@
 #include "kernels/parallel.h"
 
-#include <Eigen/Core>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -23,11 +22,7 @@ int initial_threads() {
 }
 
 int& thread_setting() {
-  static int threads = [] {
-    const int t = initial_threads();
-    Eigen::setNbThreads(t);
-    return t;
-  }();
+  static int threads = initial_threads();
   return threads;
 }
 
@@ -35,8 +30,7 @@ int& thread_setting() {
 
 void set_num_threads(int threads) {
   HORO_CHECK(threads >= 1, ValueError, "set_num_threads: expected at least 1 thread, got ", threads);
-  thread_setting() = threads;
-  Eigen::setNbThreads(threads);
+  thread_setting() = threads;  // the GEMM passes it on to Eigen
 }
 
 int get_num_threads() { return thread_setting(); }

@@ -8,21 +8,26 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/cpu/simd.h"
 #include "kernels/parallel.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/pool2d.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
-namespace horo::kernels::cpu {
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/simd.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 bool is_two_by_two(const Pool2dShape& s) {
   return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0;
 }
 
-#if defined(__AVX512F__)
+#if HORO_TARGET_AVX512
 constexpr bool kHaveTwoByTwoSimd = true;
 
 // One output row of 2x2/stride-2 max pooling from the input rows r0 and r1 = r0 + w; the argmax is
@@ -222,4 +227,23 @@ void avgpool2d_backward(const Pool2dShape& s, const float* grad_output, float* g
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(maxpool2d_forward);
+void maxpool2d_forward(const Pool2dShape& s, const float* input, float* output, int32_t* argmax) { HORO_CPU_DISPATCH(maxpool2d_forward)(s, input, output, argmax); }
+
+HWY_EXPORT(maxpool2d_backward);
+void maxpool2d_backward(const Pool2dShape& s, const float* grad_output, const int32_t* argmax, float* grad_input) { HORO_CPU_DISPATCH(maxpool2d_backward)(s, grad_output, argmax, grad_input); }
+
+HWY_EXPORT(avgpool2d_forward);
+void avgpool2d_forward(const Pool2dShape& s, const float* input, float* output) { HORO_CPU_DISPATCH(avgpool2d_forward)(s, input, output); }
+
+HWY_EXPORT(avgpool2d_backward);
+void avgpool2d_backward(const Pool2dShape& s, const float* grad_output, float* grad_input) { HORO_CPU_DISPATCH(avgpool2d_backward)(s, grad_output, grad_input); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -4,7 +4,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/reduce.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 
 // Sums in double per output so that long reductions (a loss over a large batch) keep their digits.
 void sum(const ReduceShape& s, const float* x, float* out) {
@@ -32,4 +41,14 @@ void sum(const ReduceShape& s, const float* x, float* out) {
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(sum);
+void sum(const ReduceShape& s, const float* x, float* out) { HORO_CPU_DISPATCH(sum)(s, x, out); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

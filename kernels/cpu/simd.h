@@ -1,44 +1,67 @@
 // Short-run float loops for the CPU kernels: the rows they move are often 5 to 30 floats long
 // (W1's 11- and 26-wide feature maps), where a memcpy call or a scalar epilogue costs more than the
-// work. With AVX-512 each 16 floats is one (masked) load and store; otherwise plain loops.
-#pragma once
+// work. Whole vectors, then one masked load and store where the target has them (AVX2, AVX-512).
+// A per-target header: included from kernel files compiled once per SIMD target.
+#if defined(HORO_KERNELS_CPU_SIMD_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HORO_KERNELS_CPU_SIMD_H_
+#undef HORO_KERNELS_CPU_SIMD_H_
+#else
+#define HORO_KERNELS_CPU_SIMD_H_
+#endif
 
 #include <algorithm>
 #include <cstdint>
 
-#if defined(__AVX512F__)
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+#if HWY_ARCH_X86
 #include <immintrin.h>
 #endif
 
-namespace horo::kernels::cpu::simd {
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE::simd {
+namespace hn = hwy::HWY_NAMESPACE;
 
-#if defined(__AVX512F__)
-// The first min(count, 16) lanes.
-inline __mmask16 tail_mask(int64_t count) {
-  return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
-}
+// Applies op(vector, lane count) over [0, n): full vectors, then the tail as one masked vector (AVX2,
+// AVX-512) or lane by lane through op on a one-lane vector type.
+template <typename Full, typename One>
+HWY_INLINE void for_each_vector(int64_t n, const Full& full, const One& one) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) full(d, i, hn::FirstN(d, static_cast<size_t>(lanes)), false);
+  if (i == n) return;
+#if HORO_TARGET_MASKED_MEMORY
+  full(d, i, hn::FirstN(d, static_cast<size_t>(n - i)), true);
+#else
+  for (; i < n; ++i) one(i);
 #endif
+}
+
+template <class D>
+HWY_INLINE hn::Vec<D> load(D d, const float* p, hn::Mask<D> m, bool masked) {
+  return masked ? hn::MaskedLoad(m, d, p) : hn::LoadU(d, p);
+}
+template <class D>
+HWY_INLINE void store(hn::Vec<D> v, D d, float* p, hn::Mask<D> m, bool masked) {
+  if (masked) hn::BlendedStore(v, m, d, p); else hn::StoreU(v, d, p);
+}
 
 // dst[i] = src[i], i < n.
-inline void copy(const float* src, int64_t n, float* dst) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
-  }
-#else
-  std::copy(src, src + n, dst);
-#endif
+HWY_INLINE void copy(const float* src, int64_t n, float* dst) {
+  for_each_vector(n, [&](auto d, int64_t i, auto m, bool masked) { store(load(d, src + i, m, masked), d, dst + i, m, masked); },
+                  [&](int64_t i) { dst[i] = src[i]; });
 }
 
 // rows x width block copy between row strides (floats): dst[r * dst_stride + i] = src[r * src_stride + i].
-inline void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
-#if defined(__AVX512F__)
-  if (width <= 16) {  // one masked move per row, the mask made once
-    const __mmask16 m = tail_mask(width);
-    for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
-      _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
-    }
+HWY_INLINE void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
+#if HORO_TARGET_MASKED_MEMORY
+  const hn::ScalableTag<float> d;
+  if (width <= static_cast<int64_t>(hn::Lanes(d))) {  // one masked move per row, the mask made once
+    const auto m = hn::FirstN(d, static_cast<size_t>(width));
+    for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) hn::BlendedStore(hn::MaskedLoad(m, d, src), m, d, dst);
     return;
   }
 #endif
@@ -46,52 +69,41 @@ inline void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t 
 }
 
 // dst[i] += src[i], i < n.
-inline void add(const float* src, int64_t n, float* dst) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-#endif
+HWY_INLINE void add(const float* src, int64_t n, float* dst) {
+  for_each_vector(n, [&](auto d, int64_t i, auto m, bool masked) {
+    store(hn::Add(load(d, dst + i, m, masked), load(d, src + i, m, masked)), d, dst + i, m, masked);
+  }, [&](int64_t i) { dst[i] += src[i]; });
 }
 
 // dst[i] = value, i < n.
-inline void fill(float value, int64_t n, float* dst) {
-#if defined(__AVX512F__)
-  const __m512 v = _mm512_set1_ps(value);
-  for (int64_t i = 0; i < n; i += 16) _mm512_mask_storeu_ps(dst + i, tail_mask(n - i), v);
-#else
-  std::fill(dst, dst + n, value);
-#endif
+HWY_INLINE void fill(float value, int64_t n, float* dst) {
+  for_each_vector(n, [&](auto d, int64_t i, auto m, bool masked) { store(hn::Set(d, value), d, dst + i, m, masked); },
+                  [&](int64_t i) { dst[i] = value; });
 }
 
-// The sum of x[0..n) in sixteen interleaved partial sums (vectorised; a different rounding order
-// from a left-to-right sum, the same as any blocked reduction).
-inline float sum(const float* x, int64_t n) {
-#if defined(__AVX512F__)
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
-  // Lanes summed in order (_mm512_reduce_add_ps would trip GCC 12's false -Wmaybe-uninitialized,
-  // bug 105593, in every file that includes this header).
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, acc);
-  float total = 0.0f;
-  for (float v : lanes) total += v;
-  return total;
-#else
-  float lanes[16] = {};
-  for (int64_t i = 0; i < n; ++i) lanes[i & 15] += x[i];
-  float total = 0.0f;
-  for (float v : lanes) total += v;
-  return total;
-#endif
+// The sum of x[0..n) in one vector of partial sums (a different rounding order from a left-to-right
+// sum, and from one target to another, as any blocked reduction).
+HWY_INLINE float sum(const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  auto acc = hn::Zero(d);
+  float tail = 0.0f;
+  for_each_vector(n, [&](auto dd, int64_t i, auto m, bool masked) {
+    acc = hn::Add(acc, masked ? hn::MaskedLoad(m, dd, x + i) : hn::LoadU(dd, x + i));
+  }, [&](int64_t i) { tail += x[i]; });
+  return hn::GetLane(hn::SumOfLanes(d, acc)) + tail;
 }
+
+#if HORO_TARGET_AVX512
+// The first min(count, 16) lanes.
+inline __mmask16 tail_mask(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+#endif  // HORO_TARGET_AVX512
 
 // Transposes a 16 x 16 block: dst[c * dst_stride + r] = src[r * src_stride + c] for r, c < 16.
-inline void transpose16x16(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
-#if defined(__AVX512F__)
+HWY_INLINE void transpose16x16(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+#if HORO_TARGET_AVX512
   __m512 r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
   for (int i = 0; i < 16; i += 2) {  // pairs of rows: 2x2 blocks of singles
@@ -123,4 +135,7 @@ inline void transpose16x16(const float* src, int64_t src_stride, float* dst, int
 #endif
 }
 
-}  // namespace horo::kernels::cpu::simd
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE::simd
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

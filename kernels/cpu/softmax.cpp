@@ -5,7 +5,16 @@
 
 #include "kernels/parallel.h"
 
-namespace horo::kernels::cpu {
+// Compiled once per SIMD target (hwy/foreach_target.h); the entry points at the end dispatch.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/softmax.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/cpu/dispatch.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
 
 // Softmax of one strided line of `axis` values (stride `inner`).
@@ -58,4 +67,17 @@ void softmax_backward(const SoftmaxShape& s, bool log, const float* y, const flo
   });
 }
 
+}  // namespace horo::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace horo::kernels::cpu {
+
+HWY_EXPORT(softmax_forward);
+void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y) { HORO_CPU_DISPATCH(softmax_forward)(s, log, x, y); }
+
+HWY_EXPORT(softmax_backward);
+void softmax_backward(const SoftmaxShape& s, bool log, const float* y, const float* dy, float* dx) { HORO_CPU_DISPATCH(softmax_backward)(s, log, y, dy, dx); }
+
 }  // namespace horo::kernels::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,32 @@
+#include "apps/version.h"
+
+#include "kernels/device.h"
+#include "kernels/error.h"
+#include "kernels/simd_target.h"
+
+namespace horo::apps {
+
+std::string version_text(const std::string& program) {
+  std::string targets, chosen;
+  for (const std::string& t : kernels::simd_targets()) targets += (targets.empty() ? "" : " ") + t;
+  try {
+    chosen = kernels::simd_target();
+  } catch (const Error& e) {  // a bad HORO_SIMD: --version still answers, and says so
+    chosen = std::string("none (") + e.what() + ")";
+  }
+  std::string gpus = "no CUDA device";
+  if (kernels::cuda::available()) {
+    gpus = detail::concat(kernels::cuda::device_count(), " CUDA device(s), cuDNN ",
+                          kernels::cuda::cudnn_available() ? "on" : "off");
+  }
+  return detail::concat(program, " ", HORO_VERSION_STRING, "\n",
+                        "CPU: ", kernels::cpu_description(), "\n",
+                        "SIMD: ", chosen, " (this CPU can run: ", targets, "; HORO_SIMD chooses)\n",
+                        "GPU: ", gpus);
+}
+
+void add_version_flag(CLI::App& app, const std::string& program) {
+  app.set_version_flag("--version", [program] { return version_text(program); }, "print the version and SIMD target, then exit");
+}
+
+}  // namespace horo::apps
