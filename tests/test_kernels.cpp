@@ -112,7 +112,7 @@ TEST_P(KernelTest, PoolingForwardAndBackwardMatchReference) {
     s.pad_w = random_int(0, s.kernel_w / 2);
     if (trial % 3 == 0) s = {.planes = random_int(1, 9), .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
     s.in_h = random_int(s.kernel_h, 13);
-    // 2x2 max pooling works on blocks of 16 outputs: widths past 32 and 64 cross them, odd ones leave a column.
+    // 2x2 max pooling works on vectors of 4 to 16 outputs: wide rows cross them, odd widths leave a column.
     s.in_w = random_int(s.kernel_w, trial % 3 == 0 ? 70 : 13);
     SCOPED_TRACE(::testing::Message() << "in=" << s.in_h << "x" << s.in_w << " k=" << s.kernel_h << "x" << s.kernel_w
                                       << " stride=" << s.stride_h << "," << s.stride_w << " pad=" << s.pad_h << "," << s.pad_w);

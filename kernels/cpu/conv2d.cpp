@@ -79,21 +79,40 @@ void im2col(const Conv2dShape& s, const float* image, float* col) {
 // The adjoint of im2col: adds each column entry back into the image cell it was read from.
 void col2im(const Conv2dShape& s, const float* col, float* image) {
   const int64_t oh_n = s.out_h(), ow_n = s.out_w();
-#if HORO_TARGET_AVX512
-  if (is_dense_valid(s) && s.in_w <= 16) {
-    // One image row at a time, summing every column entry that lands on it in a register (each
-    // entry loaded already shifted to its column), so each row is written once and never re-read.
+#if HORO_TARGET_MASKED_MEMORY
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
+  if (is_dense_valid(s) && s.in_w <= 2 * n) {
+    // One image row at a time in one or two vectors, summing every column entry that lands on it
+    // (each entry loaded already shifted to its column by a masked load that starts kj floats early:
+    // masked-off lanes read nothing), so each row is written once and never re-read.
+    const auto lane = hn::Iota(di, 0), width = hn::Set(di, static_cast<int32_t>(ow_n));
+    const bool two = s.in_w > n;
+    const auto store_lo = hn::FirstN(d, static_cast<size_t>(std::min(n, s.in_w)));
+    const auto store_hi = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, s.in_w - n)));
     for (int64_t c = 0; c < s.in_channels; ++c) {
       for (int64_t r = 0; r < s.in_h; ++r) {
-        __m512 acc = _mm512_setzero_ps();
+        auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
         for (int64_t ki = std::max<int64_t>(0, r - (oh_n - 1)); ki <= std::min<int64_t>(s.kernel_h - 1, r); ++ki) {
           const float* row0 = col + (c * s.kernel_h + ki) * s.kernel_w * oh_n * ow_n + (r - ki) * ow_n;
           for (int64_t kj = 0; kj < s.kernel_w; ++kj) {
-            const __mmask16 lanes = static_cast<__mmask16>(simd::tail_mask(ow_n) << kj);
-            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes, row0 + kj * oh_n * ow_n - kj));
+            // Image columns [kj, kj + ow_n) take this kernel column's entries.
+            const auto shifted = hn::Sub(lane, hn::Set(di, static_cast<int32_t>(kj)));
+            const auto in0 = hn::RebindMask(d, hn::AndNot(shifted < hn::Zero(di), shifted < width));
+            const float* src = row0 + kj * oh_n * ow_n - kj;
+            acc0 = hn::Add(acc0, hn::MaskedLoad(in0, d, src));
+            if (two) {
+              const auto shifted1 = hn::Add(shifted, hn::Set(di, static_cast<int32_t>(n)));
+              const auto in1 = hn::RebindMask(d, hn::AndNot(shifted1 < hn::Zero(di), shifted1 < width));
+              acc1 = hn::Add(acc1, hn::MaskedLoad(in1, d, src + n));
+            }
           }
         }
-        _mm512_mask_storeu_ps(image + (c * s.in_h + r) * s.in_w, simd::tail_mask(s.in_w), acc);
+        float* dst = image + (c * s.in_h + r) * s.in_w;
+        hn::BlendedStore(acc0, store_lo, d, dst);
+        if (two) hn::BlendedStore(acc1, store_hi, d, dst + n);
       }
     }
     return;

@@ -1,5 +1,5 @@
 // Pooling, planes spread over threads. Max pooling's 2x2/stride-2 case (every CNN's) has its own
-// AVX-512 loops, one output row per step, that read the input and write the output once each.
+// vector loops, one output row per step, that read the input and write the output once each.
 // A NaN in a window wins its maximum, as in PyTorch, so it is not silently dropped.
 #include "kernels/pool2d.h"
 
@@ -27,71 +27,125 @@ bool is_two_by_two(const Pool2dShape& s) {
   return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0;
 }
 
-#if HORO_TARGET_AVX512
-constexpr bool kHaveTwoByTwoSimd = true;
-
 // One output row of 2x2/stride-2 max pooling from the input rows r0 and r1 = r0 + w; the argmax is
-// the cell's index within its plane (row0 = index of r0[0]). Ties go to the first cell in row-major
-// order, and a NaN anywhere in a window wins, as in PyTorch.
+// the cell's index within its plane (row0 = index of r0[0]). A vector of outputs at a time: its two
+// input vectors per row split into even and odd columns, the four cells of each window compared in
+// row-major order. Ties go to the first cell, and a NaN anywhere in a window wins (the first NaN),
+// as in the plain loop below and in PyTorch. The last, partial vector is a masked one on AVX2 and
+// AVX-512, and goes through a small buffer elsewhere.
+#if HWY_TARGET != HWY_SCALAR
+constexpr bool kHaveTwoByTwoSimd = true;
+namespace hn = hwy::HWY_NAMESPACE;
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
 void maxpool_row_2x2(const float* r0, int32_t row0, int32_t w, int64_t ow_n, float* out, int32_t* arg) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i even = _mm512_slli_epi32(iota, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512i down = _mm512_set1_epi32(w);
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
   const float* r1 = r0 + w;
-  for (int64_t k = 0; k < ow_n; k += 16) {
-    const int64_t count = std::min<int64_t>(16, ow_n - k);
-    const __mmask16 lo = simd::tail_mask(2 * count), hi = simd::tail_mask(std::max<int64_t>(0, 2 * count - 16));
-    // Vertical step: the larger of each column's two cells, and that cell's index.
-    auto column = [&](__mmask16 mask, int64_t offset, __m512& best, __m512i& index) {
-      const __m512 a = _mm512_maskz_loadu_ps(mask, r0 + 2 * k + offset);
-      const __m512 b = _mm512_maskz_loadu_ps(mask, r1 + 2 * k + offset);
-      const __mmask16 take_b = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) |
-                               (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
-      best = _mm512_mask_blend_ps(take_b, a, b);
-      const __m512i top = _mm512_add_epi32(iota, _mm512_set1_epi32(row0 + static_cast<int32_t>(2 * k + offset)));
-      index = _mm512_mask_add_epi32(top, take_b, top, down);
+  const auto even = hn::Add(hn::Iota(di, 0), hn::Iota(di, 0));  // 0, 2, 4, ...
+  HWY_ALIGN float buffer[4 * kMaxLanes];
+  HWY_ALIGN int32_t index_buffer[kMaxLanes];
+  for (int64_t k = 0; k < ow_n; k += n) {
+    const int64_t count = std::min(n, ow_n - k);
+    hn::Vec<decltype(d)> a_lo, a_hi, b_lo, b_hi;
+    if (count == n) {
+      a_lo = hn::LoadU(d, r0 + 2 * k), a_hi = hn::LoadU(d, r0 + 2 * k + n);
+      b_lo = hn::LoadU(d, r1 + 2 * k), b_hi = hn::LoadU(d, r1 + 2 * k + n);
+    } else {
+#if HORO_TARGET_MASKED_MEMORY
+      const auto lo = hn::FirstN(d, static_cast<size_t>(std::min(n, 2 * count)));
+      const auto hi = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, 2 * count - n)));
+      a_lo = hn::MaskedLoad(lo, d, r0 + 2 * k), a_hi = hn::MaskedLoad(hi, d, r0 + 2 * k + n);
+      b_lo = hn::MaskedLoad(lo, d, r1 + 2 * k), b_hi = hn::MaskedLoad(hi, d, r1 + 2 * k + n);
+#else
+      std::fill(buffer, buffer + 4 * n, 0.0f);
+      std::copy(r0 + 2 * k, r0 + 2 * k + 2 * count, buffer);
+      std::copy(r1 + 2 * k, r1 + 2 * k + 2 * count, buffer + 2 * n);
+      a_lo = hn::Load(d, buffer), a_hi = hn::Load(d, buffer + n);
+      b_lo = hn::Load(d, buffer + 2 * n), b_hi = hn::Load(d, buffer + 3 * n);
+#endif
+    }
+    const auto top_left = hn::Add(even, hn::Set(di, row0 + static_cast<int32_t>(2 * k)));
+    auto best = hn::ConcatEven(d, a_hi, a_lo);
+    auto index = top_left;
+    auto consider = [&](hn::Vec<decltype(d)> value, int32_t offset) {
+      const auto take = hn::Or(value > best, hn::AndNot(hn::IsNaN(best), hn::IsNaN(value)));
+      best = hn::IfThenElse(take, value, best);
+      index = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(top_left, hn::Set(di, offset)), index);
     };
-    __m512 m0, m1;
-    __m512i i0, i1;
-    column(lo, 0, m0, i0);
-    column(hi, 16, m1, i1);
-    // Horizontal step: each pair of adjacent columns.
-    const __m512 left = _mm512_permutex2var_ps(m0, even, m1), right = _mm512_permutex2var_ps(m0, odd, m1);
-    const __m512i left_i = _mm512_permutex2var_epi32(i0, even, i1), right_i = _mm512_permutex2var_epi32(i0, odd, i1);
-    const __mmask16 take_right = (_mm512_cmp_ps_mask(right, left, _CMP_GT_OQ) |
-                                  _mm512_cmp_ps_mask(right, right, _CMP_UNORD_Q) |
-                                  (_mm512_cmp_ps_mask(right, left, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(right_i, left_i))) &
-                                 _mm512_cmp_ps_mask(left, left, _CMP_ORD_Q);
-    const __mmask16 store = simd::tail_mask(count);
-    _mm512_mask_storeu_ps(out + k, store, _mm512_mask_blend_ps(take_right, left, right));
-    _mm512_mask_storeu_epi32(arg + k, store, _mm512_mask_blend_epi32(take_right, left_i, right_i));
+    consider(hn::ConcatOdd(d, a_hi, a_lo), 1);
+    consider(hn::ConcatEven(d, b_hi, b_lo), w);
+    consider(hn::ConcatOdd(d, b_hi, b_lo), w + 1);
+    if (count == n) {
+      hn::StoreU(best, d, out + k);
+      hn::StoreU(index, di, arg + k);
+    } else {
+#if HORO_TARGET_MASKED_MEMORY
+      hn::BlendedStore(best, hn::FirstN(d, static_cast<size_t>(count)), d, out + k);
+      hn::BlendedStore(index, hn::FirstN(di, static_cast<size_t>(count)), di, arg + k);
+#else
+      hn::Store(best, d, buffer);
+      hn::Store(index, di, index_buffer);
+      std::copy(buffer, buffer + count, out + k);
+      std::copy(index_buffer, index_buffer + count, arg + k);
+#endif
+    }
   }
 }
 
 // The gradient of one output row into its two input rows (columns [0, 2*ow_n) of each; the caller
-// zeroes an odd last column). Each output's gradient goes to the cell its argmax names.
+// zeroes an odd last column). Each output's gradient goes to the cell its argmax names; the other
+// three cells of its window get zero.
 void maxpool_backward_row_2x2(const float* grad, const int32_t* arg, int32_t row0, int32_t w, int64_t ow_n,
                               float* g0) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i interleave_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i interleave_hi = _mm512_add_epi32(interleave_lo, _mm512_set1_epi32(8));
-  const __m512i one = _mm512_set1_epi32(1), down = _mm512_set1_epi32(w), down_one = _mm512_set1_epi32(w + 1);
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
   float* g1 = g0 + w;
-  for (int64_t k = 0; k < ow_n; k += 16) {
-    const int64_t count = std::min<int64_t>(16, ow_n - k);
-    const __mmask16 in = simd::tail_mask(count);
-    const __mmask16 lo = simd::tail_mask(2 * count), hi = simd::tail_mask(std::max<int64_t>(0, 2 * count - 16));
-    const __m512 g = _mm512_maskz_loadu_ps(in, grad + k);
-    const __m512i top_left = _mm512_add_epi32(_mm512_slli_epi32(iota, 1), _mm512_set1_epi32(row0 + static_cast<int32_t>(2 * k)));
-    const __m512i where = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(in, arg + k), top_left);
-    const __m512 tl = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, _mm512_setzero_si512()), g);
-    const __m512 tr = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, one), g);
-    const __m512 bl = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, down), g);
-    const __m512 br = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, down_one), g);
-    _mm512_mask_storeu_ps(g0 + 2 * k, lo, _mm512_permutex2var_ps(tl, interleave_lo, tr));
-    _mm512_mask_storeu_ps(g0 + 2 * k + 16, hi, _mm512_permutex2var_ps(tl, interleave_hi, tr));
-    _mm512_mask_storeu_ps(g1 + 2 * k, lo, _mm512_permutex2var_ps(bl, interleave_lo, br));
-    _mm512_mask_storeu_ps(g1 + 2 * k + 16, hi, _mm512_permutex2var_ps(bl, interleave_hi, br));
+  const auto even = hn::Add(hn::Iota(di, 0), hn::Iota(di, 0));
+  HWY_ALIGN float buffer[4 * kMaxLanes];
+  for (int64_t k = 0; k < ow_n; k += n) {
+    const int64_t count = std::min(n, ow_n - k);
+    const bool full = count == n;
+    hn::Vec<decltype(d)> g;
+    hn::Vec<decltype(di)> arg_k;
+    if (full) {
+      g = hn::LoadU(d, grad + k), arg_k = hn::LoadU(di, arg + k);
+    } else {
+#if HORO_TARGET_MASKED_MEMORY
+      g = hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(count)), d, grad + k);
+      arg_k = hn::MaskedLoad(hn::FirstN(di, static_cast<size_t>(count)), di, arg + k);
+#else
+      HWY_ALIGN int32_t arg_buffer[kMaxLanes] = {};
+      std::fill(buffer, buffer + n, 0.0f);
+      std::copy(grad + k, grad + k + count, buffer);
+      std::copy(arg + k, arg + k + count, arg_buffer);
+      g = hn::Load(d, buffer), arg_k = hn::Load(di, arg_buffer);
+#endif
+    }
+    const auto where = hn::Sub(arg_k, hn::Add(even, hn::Set(di, row0 + static_cast<int32_t>(2 * k))));
+    auto at = [&](int32_t offset) { return hn::IfThenElseZero(hn::RebindMask(d, hn::Eq(where, hn::Set(di, offset))), g); };
+    if (full) {
+      hn::StoreInterleaved2(at(0), at(1), d, g0 + 2 * k);
+      hn::StoreInterleaved2(at(w), at(w + 1), d, g1 + 2 * k);
+      continue;
+    }
+    // The partial last vector: interleaved into the buffer, then its 2 * count cells of each row.
+    hn::StoreInterleaved2(at(0), at(1), d, buffer);
+    hn::StoreInterleaved2(at(w), at(w + 1), d, buffer + 2 * n);
+#if HORO_TARGET_MASKED_MEMORY
+    const auto lo = hn::FirstN(d, static_cast<size_t>(std::min(n, 2 * count)));
+    const auto hi = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, 2 * count - n)));
+    for (int row = 0; row < 2; ++row) {
+      float* dst = (row == 0 ? g0 : g1) + 2 * k;
+      hn::BlendedStore(hn::Load(d, buffer + 2 * n * row), lo, d, dst);
+      hn::BlendedStore(hn::Load(d, buffer + 2 * n * row + n), hi, d, dst + n);
+    }
+#else
+    std::copy(buffer, buffer + 2 * count, g0 + 2 * k);
+    std::copy(buffer + 2 * n, buffer + 2 * n + 2 * count, g1 + 2 * k);
+#endif
   }
 }
 #else
