@@ -1,8 +1,11 @@
 // Direct convolution for a single input channel (a network's first layer on grey images, W1's
-// conv1): with one channel, im2col + GEMM has K = 9, too short for a GEMM to run well. Here the
-// 3x3 taps of an output row sit in registers, each output channel is 9 fused multiply-adds per 16
-// outputs, and the weight gradient is accumulated in registers two channels at a time.
-// Stride 1, no padding or dilation, output rows up to 32 wide; other shapes use im2col.
+// conv1): with one channel, im2col + GEMM has K = 9, too short for a GEMM to run well. Here an output
+// row (up to 32 cells: two AVX-512 or four AVX2 vectors) is 9 fused multiply-adds per vector and
+// output channel, the nine shifted input rows held in registers where the target has 32 of them
+// (AVX-512) and re-read from L1 otherwise; the weight gradient is accumulated in registers, two
+// channels at a time on AVX-512 and one on AVX2. Masked loads and stores cover the row's end, so the
+// kernels exist on AVX2 and AVX-512; other targets, and other shapes (stride 1, no padding or
+// dilation), use im2col.
 #include <algorithm>
 
 // Compiled once per SIMD target (hwy/foreach_target.h); called from the other kernels of the same target.
@@ -15,49 +18,81 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/conv_image.h"
 
-
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
 
-#if HORO_TARGET_AVX512
+#if HORO_TARGET_MASKED_MEMORY
 namespace {
+namespace hn = hwy::HWY_NAMESPACE;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+using M = hn::Mask<D>;
+
 constexpr int kTaps = 9;  // 3x3
+constexpr int kMaxWidth = 32;
+constexpr int kLanes = HWY_LANES(float);
+constexpr int kVectors = kMaxWidth / kLanes;  // vectors per output row: 2 (AVX-512) or 4 (AVX2)
+constexpr bool kManyRegisters = kLanes >= 16;  // AVX-512: 32 vector registers
+// With 16 registers (AVX2) the taps cannot stay in registers, and re-reading them per channel with
+// masked loads measured slower than im2col + GEMM (W1 conv1: 31 against 38 GFLOP/s): AVX-512 only.
+constexpr bool kUseDirect = kManyRegisters;
 
 bool fits(const Conv2dShape& s) {
-  return s.in_channels == 1 && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
-         s.pad_h == 0 && s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1 && s.out_w() <= 32;
+  return kUseDirect && s.in_channels == 1 && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.pad_h == 0 && s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1 && s.out_w() <= kMaxWidth;
 }
 
-// The nine shifted input rows under output row oh, in two 16-lane halves.
-inline void load_taps(const Conv2dShape& s, const float* image, int64_t oh, __mmask16 m0, __mmask16 m1, __m512* x0,
-                      __m512* x1) {
-  for (int t = 0; t < kTaps; ++t) {
-    const float* src = image + (oh + t / 3) * s.in_w + t % 3;
-    x0[t] = _mm512_maskz_loadu_ps(m0, src);
-    x1[t] = _mm512_maskz_loadu_ps(m1, src + 16);
-  }
+// The lanes of each of the row's vectors that hold cells (the last ones may hold none).
+void row_masks(int64_t ow_n, M* masks) {
+  const D d;
+  for (int v = 0; v < kVectors; ++v) masks[v] = hn::FirstN(d, static_cast<size_t>(std::clamp<int64_t>(ow_n - v * kLanes, 0, kLanes)));
+}
+
+// Vector v of a row of ow_n cells: a plain load when it is whole, a masked one at the row's end.
+HWY_INLINE V load(M mask, int v, int64_t ow_n, const float* p) {
+  const D d;
+  if ((v + 1) * kLanes <= ow_n) return hn::LoadU(d, p);
+  return hn::MaskedLoad(mask, d, p);
+}
+
+// Input row under output row oh for tap t.
+inline const float* tap_row(const Conv2dShape& s, const float* image, int64_t oh, int t) {
+  return image + (oh + t / 3) * s.in_w + t % 3;
 }
 }  // namespace
 
 bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image, const float* weight,
                                        const float* bias, float* out) {
   if (!fits(s)) return false;
+  const D d;
   const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = oh_n * ow_n;
-  const __mmask16 m0 = simd::tail_mask(ow_n), m1 = simd::tail_mask(std::max<int64_t>(0, ow_n - 16));
+  const int vectors = static_cast<int>((ow_n + kLanes - 1) / kLanes);
+  M masks[kVectors];
+  row_masks(ow_n, masks);
   for (int64_t oh = 0; oh < oh_n; ++oh) {
-    __m512 x0[kTaps], x1[kTaps];
-    load_taps(s, image, oh, m0, m1, x0, x1);
+    V x[kManyRegisters ? kTaps * kVectors : 1];
+    if constexpr (kManyRegisters) {
+      for (int t = 0; t < kTaps; ++t)
+        for (int v = 0; v < kVectors; ++v) x[t * kVectors + v] = load(masks[v], v, ow_n, tap_row(s, image, oh, t) + v * kLanes);
+    }
     for (int64_t o = 0; o < s.out_channels; ++o) {
       const float* w = weight + o * kTaps;
-      __m512 a0 = _mm512_set1_ps(bias ? bias[o] : 0.0f), a1 = a0;
+      V acc[kVectors];
+      for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, bias ? bias[o] : 0.0f);
       for (int t = 0; t < kTaps; ++t) {
-        const __m512 wt = _mm512_set1_ps(w[t]);
-        a0 = _mm512_fmadd_ps(wt, x0[t], a0);
-        a1 = _mm512_fmadd_ps(wt, x1[t], a1);
+        const V wt = hn::Set(d, w[t]);
+        const float* src = tap_row(s, image, oh, t);
+        for (int v = 0; v < kVectors; ++v) {
+          if (v >= vectors) break;
+          const V xv = kManyRegisters ? x[kManyRegisters ? t * kVectors + v : 0] : load(masks[v], v, ow_n, src + v * kLanes);
+          acc[v] = hn::MulAdd(wt, xv, acc[v]);
+        }
       }
       float* row = out + o * plane + oh * ow_n;
-      _mm512_mask_storeu_ps(row, m0, a0);
-      _mm512_mask_storeu_ps(row + 16, m1, a1);
+      for (int v = 0; v < vectors; ++v) {
+        if ((v + 1) * kLanes <= ow_n) hn::StoreU(acc[v], d, row + v * kLanes);
+        else hn::BlendedStore(acc[v], masks[v], d, row + v * kLanes);
+      }
     }
   }
   return true;
@@ -66,28 +101,33 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
 bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, const float* image,
                                                       const float* grad_out, float* grad_weight, float* grad_bias) {
   if (!fits(s)) return false;
+  const D d;
   const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = oh_n * ow_n;
-  const __mmask16 m0 = simd::tail_mask(ow_n), m1 = simd::tail_mask(std::max<int64_t>(0, ow_n - 16));
-  for (int64_t o = 0; o < s.out_channels; o += 2) {
-    const bool pair = o + 1 < s.out_channels;
-    __m512 acc_a[kTaps], acc_b[kTaps];
-    for (int t = 0; t < kTaps; ++t) acc_a[t] = acc_b[t] = _mm512_setzero_ps();
+  M masks[kVectors];
+  row_masks(ow_n, masks);
+  constexpr int kChannels = kManyRegisters ? 2 : 1;  // output channels per pass
+  for (int64_t o = 0; o < s.out_channels; o += kChannels) {
+    const int channels = static_cast<int>(std::min<int64_t>(kChannels, s.out_channels - o));
+    V acc[kChannels][kTaps];
+    for (int c = 0; c < kChannels; ++c)
+      for (int t = 0; t < kTaps; ++t) acc[c][t] = hn::Zero(d);
     for (int64_t oh = 0; oh < oh_n; ++oh) {
-      const float* ga = grad_out + o * plane + oh * ow_n;
-      const float* gb = pair ? ga + plane : ga;
-      const __m512 ga0 = _mm512_maskz_loadu_ps(m0, ga), ga1 = _mm512_maskz_loadu_ps(m1, ga + 16);
-      const __m512 gb0 = _mm512_maskz_loadu_ps(m0, gb), gb1 = _mm512_maskz_loadu_ps(m1, gb + 16);
+      V g[kChannels][kVectors];
+      for (int c = 0; c < kChannels; ++c) {
+        const float* row = grad_out + (o + std::min(c, channels - 1)) * plane + oh * ow_n;
+        for (int v = 0; v < kVectors; ++v) g[c][v] = hn::MaskedLoad(masks[v], d, row + v * kLanes);
+      }
       for (int t = 0; t < kTaps; ++t) {
-        const float* src = image + (oh + t / 3) * s.in_w + t % 3;
-        const __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
-        acc_a[t] = _mm512_fmadd_ps(ga1, x1, _mm512_fmadd_ps(ga0, x0, acc_a[t]));
-        acc_b[t] = _mm512_fmadd_ps(gb1, x1, _mm512_fmadd_ps(gb0, x0, acc_b[t]));
+        const float* src = tap_row(s, image, oh, t);
+        // Every vector, masked (an empty mask reads nothing): no branch in the loop.
+        for (int v = 0; v < kVectors; ++v) {
+          const V xv = hn::MaskedLoad(masks[v], d, src + v * kLanes);
+          for (int c = 0; c < kChannels; ++c) acc[c][t] = hn::MulAdd(g[c][v], xv, acc[c][t]);
+        }
       }
     }
-    for (int t = 0; t < kTaps; ++t) {
-      grad_weight[o * kTaps + t] += _mm512_reduce_add_ps(acc_a[t]);
-      if (pair) grad_weight[(o + 1) * kTaps + t] += _mm512_reduce_add_ps(acc_b[t]);
-    }
+    for (int c = 0; c < channels; ++c)
+      for (int t = 0; t < kTaps; ++t) grad_weight[(o + c) * kTaps + t] += hn::GetLane(hn::SumOfLanes(d, acc[c][t]));
   }
   if (grad_bias) {
     for (int64_t o = 0; o < s.out_channels; ++o) grad_bias[o] += simd::sum(grad_out + o * plane, plane);
@@ -107,4 +147,3 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape&, const 
 
 }  // namespace horo::kernels::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
-

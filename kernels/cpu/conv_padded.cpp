@@ -370,7 +370,7 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
           const float* dy = grad_output + (b + i) * out_size;
           float* dst = grad_t + i * image_grad;
           int64_t p = 0;
-          if (lanes() == 16) {  // 16 x 16 blocks: [channel][cell] -> [cell][channel]
+          if (simd::kFastTranspose) {  // 16 x 16 blocks: [channel][cell] -> [cell][channel]
             for (; p + 16 <= plane_out; p += 16) {
               int64_t o = 0;
               for (; o + 16 <= s.out_channels; o += 16) simd::transpose16x16(dy + o * plane_out + p, plane_out, dst + p * channels_t + o, channels_t);

@@ -73,23 +73,39 @@ struct Stats {
 // NCHW output planes, adding the bias (and adding to the statistics when they are kept).
 inline void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, int64_t channels, int64_t plane,
                  int64_t cell, const float* bias, float* output, const Stats& stats) {
-#if HORO_TARGET_AVX512
-  if (lanes() == 16) {
-    alignas(64) float t[16 * 16];
+#if HORO_TARGET_MASKED_MEMORY
+  if (simd::kFastTranspose) {
+    // 16 cells x 16 (or 8) channels at a time: transposed in registers, then each channel's 16 cells stored
+    // as one or two vectors (masked at the row's end), their statistics summed on the way.
+    const D d;
+    const int64_t n = lanes();
+    HWY_ALIGN float t[16 * 16];
     for (int64_t c0 = 0; c0 < cells; c0 += 16) {
       const int64_t count = std::min<int64_t>(16, cells - c0);
-      const __mmask16 mask = simd::tail_mask(count);
-      for (int64_t k0 = 0; k0 < width; k0 += 16) {
-        simd::transpose16x16(block + c0 * width + k0, width, t, 16);  // rows past `count` are not stored
-        for (int64_t k = 0; k < 16 && o0 + k0 + k < channels; ++k) {
+      // Channels 16 at a time, or 8 (AVX2 tiles one vector wide) as two 8 x 8 blocks.
+      const int64_t step = width % 16 == 0 ? 16 : 8;
+      for (int64_t k0 = 0; k0 < width; k0 += step) {
+        if (step == 16) {
+          simd::transpose16x16(block + c0 * width + k0, width, t, 16);  // rows past `count` are not stored
+        } else {
+#if HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+          simd::transpose8x8(block + c0 * width + k0, width, t, 16);
+          simd::transpose8x8(block + (c0 + 8) * width + k0, width, t + 8, 16);
+#endif
+        }
+        for (int64_t k = 0; k < step && o0 + k0 + k < channels; ++k) {
           const int64_t o = o0 + k0 + k;
-          const __m512 v = _mm512_add_ps(_mm512_load_ps(t + k * 16), _mm512_set1_ps(bias ? bias[o] : 0.0f));
-          _mm512_mask_storeu_ps(output + o * plane + cell + c0, mask, v);
-          if (stats.sums) {
-            const __m512 d = _mm512_maskz_sub_ps(mask, v, _mm512_set1_ps(stats.shift[o]));
-            float* sum = stats.sums + o * 32;
-            _mm512_store_ps(sum, _mm512_add_ps(_mm512_load_ps(sum), d));
-            _mm512_store_ps(sum + 16, _mm512_fmadd_ps(d, d, _mm512_load_ps(sum + 16)));
+          const V b = hn::Set(d, bias ? bias[o] : 0.0f);
+          for (int64_t j = 0; j < 16; j += n) {
+            const auto mask = hn::FirstN(d, static_cast<size_t>(std::clamp<int64_t>(count - j, 0, n)));
+            const V v = hn::Add(hn::Load(d, t + k * 16 + j), b);
+            hn::BlendedStore(v, mask, d, output + o * plane + cell + c0 + j);
+            if (stats.sums) {
+              const V dev = hn::IfThenElseZero(mask, hn::Sub(v, hn::Set(d, stats.shift[o])));
+              float* sum = stats.sums + o * 2 * n;
+              hn::Store(hn::Add(hn::Load(d, sum), dev), d, sum);
+              hn::Store(hn::MulAdd(dev, dev, hn::Load(d, sum + n)), d, sum + n);
+            }
           }
         }
       }

@@ -101,6 +101,28 @@ inline __mmask16 tail_mask(int64_t count) {
 
 #endif  // HORO_TARGET_AVX512
 
+#if HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+// Transposes an 8 x 8 block: dst[c * dst_stride + r] = src[r * src_stride + c] for r, c < 8.
+HWY_INLINE void transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {  // pairs of rows interleaved: 2x2 blocks
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {  // 4x4 blocks within each 128-bit half
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {  // the halves of rows 0-3 with those of rows 4-7
+    _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
 // Transposes a 16 x 16 block: dst[c * dst_stride + r] = src[r * src_stride + c] for r, c < 16.
 HWY_INLINE void transpose16x16(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
 #if HORO_TARGET_AVX512
@@ -129,11 +151,18 @@ HWY_INLINE void transpose16x16(const float* src, int64_t src_stride, float* dst,
   // r[k] now holds column order(k): the shuffles leave the columns permuted.
   static constexpr int kColumn[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
   for (int k = 0; k < 16; ++k) _mm512_storeu_ps(dst + kColumn[k] * dst_stride, r[k]);
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+  // Four 8 x 8 blocks, each transposed in registers and stored in the mirrored position.
+  for (int br = 0; br < 16; br += 8)
+    for (int bc = 0; bc < 16; bc += 8) transpose8x8(src + br * src_stride + bc, src_stride, dst + bc * dst_stride + br, dst_stride);
 #else
   for (int r = 0; r < 16; ++r)
     for (int c = 0; c < 16; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
 #endif
 }
+
+// Whether transpose16x16 runs in registers on this target (else it is a plain loop).
+constexpr bool kFastTranspose = HORO_TARGET_AVX512 || (HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2);
 
 }  // namespace horo::kernels::cpu::HWY_NAMESPACE::simd
 HWY_AFTER_NAMESPACE();
