@@ -39,6 +39,14 @@ class Communicator {
   // Each rank contributes bytes_each bytes; recv receives size() * bytes_each, in rank order.
   virtual void allgather(const void* send, int64_t bytes_each, void* recv) = 0;
   virtual void barrier() = 0;
+  // An allreduce the caller joins later with join_async(), for buffers that live past the call (the
+  // gradient reducer's buckets): on the GPU (NCCL) compute goes on while it runs. Host communicators
+  // reduce at once (the default).
+  virtual void allreduce_async(float* data, int64_t count, ReduceOp op, Compression compression = Compression::None) {
+    allreduce(data, count, op, compression);
+  }
+  // Orders the calling thread's GPU stream after every allreduce_async queued so far (a no-op on the host).
+  virtual void join_async() {}
   // Throws an error found after a collective was queued (NCCL: a stall, or a failed kernel).
   virtual void raise_async_errors() {}
   // A communicator over the same ranks whose traffic never mixes with this one's (for a thread of its own).

@@ -59,7 +59,12 @@ class NcclCommunicator : public Communicator {
     changed_.notify_all();
     watchdog_.join();
     const kernels::cuda::DeviceScope scope(device_);
-    if (comm_) ncclCommDestroy(comm_);
+    // While an exception unwinds (a rank may be gone, a collective stuck), destroying would wait for
+    // NCCL's work; aborting ends it.
+    if (comm_) {
+      if (std::uncaught_exceptions() > 0) ncclCommAbort(comm_);
+      else ncclCommDestroy(comm_);
+    }
     for (const Queued& q : queued_) {
       cudaEventDestroy(q.ready);
       cudaEventDestroy(q.done);
@@ -79,15 +84,31 @@ class NcclCommunicator : public Communicator {
     if (!kernels::cuda::is_device_pointer(data)) return mpi_->allreduce(data, count, op, compression);
     HORO_CHECK(compression == Compression::None, ValueError,
                "NCCL allreduce: fp16 compression is not supported with NCCL (use it with HORO_ALLREDUCE=ring or mpi)");
-    enqueue(detail::concat("allreduce of ", count, " floats"), [&] {
-      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, op == ReduceOp::Average ? ncclAvg : ncclSum,
-                           comm_, stream_);
-    });
+    queue_allreduce(data, count, op, /*join=*/true);
+  }
+
+  void allreduce_async(float* data, int64_t count, ReduceOp op, Compression compression) override {
+    if (!kernels::cuda::is_device_pointer(data)) return mpi_->allreduce(data, count, op, compression);
+    HORO_CHECK(compression == Compression::None, ValueError,
+               "NCCL allreduce: fp16 compression is not supported with NCCL (use it with HORO_ALLREDUCE=ring or mpi)");
+    queue_allreduce(data, count, op, /*join=*/false);
+  }
+
+  void join_async() override {
+    const kernels::cuda::DeviceScope scope(device_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Collectives already retired by the watchdog have completed; the others are waited for by
+    // the stream, not the host.
+    for (Queued& q : queued_) {
+      if (q.joined || !q.launched) continue;
+      CUDA_CHECK(cudaStreamWaitEvent(kernels::cuda::stream(), q.done, 0));
+      q.joined = true;
+    }
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {
     if (!kernels::cuda::is_device_pointer(data)) return mpi_->broadcast(data, bytes, root);
-    enqueue(detail::concat("broadcast of ", bytes, " bytes from rank ", root), [&] {
+    enqueue(detail::concat("broadcast of ", bytes, " bytes from rank ", root), true, [&] {
       return ncclBroadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root, comm_, stream_);
     });
   }
@@ -97,7 +118,7 @@ class NcclCommunicator : public Communicator {
     HORO_CHECK(send_on_device == kernels::cuda::is_device_pointer(recv), ValueError,
                "NCCL allgather: send and receive buffers must both be on the GPU or both on the host");
     if (!send_on_device) return mpi_->allgather(send, bytes_each, recv);
-    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), [&] {
+    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), true, [&] {
       return ncclAllGather(send, recv, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_);
     });
   }
@@ -121,7 +142,16 @@ class NcclCommunicator : public Communicator {
     cudaEvent_t ready, done;
     std::string what;
     Clock::time_point started;
+    bool launched = false;  // NCCL's call has returned and `done` is recorded
+    bool joined = true;     // horo's stream waits for `done` (allreduce_async: once join_async ran)
   };
+
+  void queue_allreduce(float* data, int64_t count, ReduceOp op, bool join) {
+    enqueue(detail::concat("allreduce of ", count, " floats"), join, [&] {
+      return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, op == ReduceOp::Average ? ncclAvg : ncclSum,
+                           comm_, stream_);
+    });
+  }
 
   cudaEvent_t take_event() {  // under mutex_
     if (!spare_events_.empty()) {
@@ -134,19 +164,38 @@ class NcclCommunicator : public Communicator {
     return e;
   }
 
+  // Queues one collective: NCCL after the buffer's producer on horo's stream, and (join) horo's stream
+  // after NCCL. NCCL's call runs outside mutex_: it can block the host (connection set-up on first
+  // use), and the watchdog must still be able to time it out and abort.
   template <typename Call>
-  void enqueue(const std::string& what, Call&& call) {
+  void enqueue(const std::string& what, bool join, Call&& call) {
     const kernels::cuda::DeviceScope scope(device_);
+    std::lock_guard<std::mutex> launching(launch_mutex_);  // one launch at a time on this communicator
+    cudaEvent_t ready = nullptr, done = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error_) std::rethrow_exception(error_);
+      ready = take_event();
+      done = take_event();
+      queued_.push_back(Queued{ready, done, what, Clock::now(), false, join});
+    }
+    changed_.notify_all();
+    CUDA_CHECK(cudaEventRecord(ready, kernels::cuda::stream()));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
+    const ncclResult_t status = call();
     std::lock_guard<std::mutex> lock(mutex_);
-    if (error_) std::rethrow_exception(error_);
-    Queued q{take_event(), take_event(), what, Clock::now()};
-    // NCCL after the buffer's producer on horo's stream; horo's stream after NCCL.
-    CUDA_CHECK(cudaEventRecord(q.ready, kernels::cuda::stream()));
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, q.ready, 0));
-    NCCL_CHECK(call());
-    CUDA_CHECK(cudaEventRecord(q.done, stream_));
-    CUDA_CHECK(cudaStreamWaitEvent(kernels::cuda::stream(), q.done, 0));
-    queued_.push_back(std::move(q));
+    if (error_) std::rethrow_exception(error_);  // aborted by the watchdog meanwhile
+    if (status != ncclSuccess) {
+      throw BackendError(detail::concat("NCCL ", what, " on rank ", rank(), " failed: ", ncclGetErrorString(status)));
+    }
+    CUDA_CHECK(cudaEventRecord(done, stream_));
+    if (join) CUDA_CHECK(cudaStreamWaitEvent(kernels::cuda::stream(), done, 0));
+    for (auto it = queued_.rbegin(); it != queued_.rend(); ++it) {
+      if (it->done == done) {
+        it->launched = true;
+        break;
+      }
+    }
     changed_.notify_all();
   }
 
@@ -166,7 +215,17 @@ class NcclCommunicator : public Communicator {
         continue;
       }
       Queued& oldest = queued_.front();
-      const cudaError_t status = cudaEventQuery(oldest.done);
+      // An error NCCL found on its own (a peer gone, a network failure) ends the wait at once.
+      ncclResult_t async_status = ncclSuccess;
+      if (comm_ && ncclCommGetAsyncError(comm_, &async_status) == ncclSuccess && async_status != ncclSuccess &&
+          async_status != ncclInProgress) {
+        error_ = std::make_exception_ptr(BackendError(detail::concat("NCCL ", oldest.what, " on rank ", rank(), " failed: ",
+                                                                     ncclGetErrorString(async_status))));
+        abort_locked();
+        continue;
+      }
+      // Not yet launched: NCCL's call is still blocking the launching thread; only the clock counts.
+      const cudaError_t status = oldest.launched ? cudaEventQuery(oldest.done) : cudaErrorNotReady;
       if (status == cudaSuccess) {
         spare_events_.push_back(oldest.ready);
         spare_events_.push_back(oldest.done);
@@ -207,7 +266,8 @@ class NcclCommunicator : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   int device_ = 0;
-  std::mutex mutex_;
+  std::mutex launch_mutex_;  // serialises launches (held across NCCL's call)
+  std::mutex mutex_;         // guards the queue and the error (never held across NCCL's call)
   std::condition_variable changed_;
   std::deque<Queued> queued_;
   std::vector<cudaEvent_t> spare_events_;

@@ -69,6 +69,7 @@ struct GradientReducer::State {
     std::vector<size_t> params;  // indices into params
     Tensor buffer;               // the fused gradients, on the parameters' device
     Tensor staging;              // GPU gradients with a host communicator: pinned host memory
+    kernels::cuda::PendingCopy staged;  // the copy of buffer into staging, queued when packed
     bool queued = false, done = false;
   };
   std::unique_ptr<Communicator> comm;  // the communication thread's own
@@ -193,6 +194,13 @@ void GradientReducer::pack_and_queue(size_t index) {
       offset += p.numel();
     }
   }
+  if (bucket.staging.defined()) {
+    // Out to pinned memory right behind the packing, on this thread's stream; the communication
+    // thread waits for this copy alone (not for backward work queued later, nor as the step's wait).
+    const kernels::cuda::DeviceScope scope(s.device.index);
+    bucket.staged = kernels::cuda::copy_async_to_host(bucket.staging.raw_data(), bucket.buffer.raw_data(),
+                                                      static_cast<size_t>(bucket.buffer.numel()) * sizeof(float));
+  }
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     bucket.queued = true;
@@ -207,10 +215,14 @@ void GradientReducer::State::reduce(Bucket& bucket, size_t index) {
   TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
   const int64_t count = bucket.buffer.numel();
   if (bucket.staging.defined()) {
-    // A host communicator: through pinned memory (the copy out waits for the bucket's producer).
-    bucket.staging.copy_from(bucket.buffer);
+    // A host communicator: through pinned memory (copied out when the bucket was packed).
+    kernels::cuda::wait_copy(bucket.staged);
     comm->allreduce(bucket.staging.data<float>(), count, ReduceOp::Average, options.compression);
     bucket.buffer.copy_from(bucket.staging);
+  } else if (options.backward_passes_per_step == 1) {
+    // On the GPU: queued behind the packing; synchronize() joins it before unpacking, so backward
+    // kernels queued meanwhile run alongside.
+    comm->allreduce_async(bucket.buffer.data<float>(), count, ReduceOp::Average, options.compression);
   } else {
     comm->allreduce(bucket.buffer.data<float>(), count, ReduceOp::Average, options.compression);
   }
@@ -227,8 +239,11 @@ void GradientReducer::State::communication_loop() {
     try {
       kernels::cuda::set_device(device.index);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex);
-      error = std::current_exception();
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        error = std::current_exception();
+      }
+      changed.notify_all();  // synchronize() may be waiting already
       return;
     }
   }
@@ -275,6 +290,7 @@ void GradientReducer::synchronize() {
     s.changed.wait(lock, [&] { return s.error || s.next_to_reduce == s.buckets.size(); });
     if (s.error) std::rethrow_exception(s.error);
   }
+  s.comm->join_async();
   s.comm->raise_async_errors();
   {
     TimelineScope scope("unpack", "fusion", "main");

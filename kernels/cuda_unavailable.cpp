@@ -38,6 +38,8 @@ void pinned_free(void*) {}
 AllocatorStats allocator_stats() { return {}; }
 void release_cached_memory() {}
 void copy(void*, const void*, size_t, Copy) { unavailable("device copy"); }
+PendingCopy copy_async_to_host(void*, const void*, size_t) { unavailable("device copy"); }
+void wait_copy(PendingCopy&) {}
 void copy_async_to_device(void*, const void*, size_t) { unavailable("device copy"); }
 void fill(float*, int64_t, float) { unavailable("fill"); }
 void zero(void*, size_t) { unavailable("zero"); }

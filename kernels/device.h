@@ -68,6 +68,15 @@ void copy(void* dst, const void* src, size_t bytes, Copy kind);
 // Copies pinned host memory to the device without waiting; the pinned block is not reused until the
 // copy has completed.
 void copy_async_to_device(void* dst, const void* src, size_t bytes);
+// A copy from the device into pinned host memory, queued on the current stream without waiting;
+// wait_copy() then blocks the calling thread until that copy (and what was queued before it) has
+// completed. Neither counts as a host wait of the step nor raises the kernels' errors: for a helper
+// thread (the gradient reducer's) that must leave both to the thread that owns the step.
+struct PendingCopy {
+  void* event = nullptr;  // a cudaEvent_t
+};
+PendingCopy copy_async_to_host(void* dst, const void* src, size_t bytes);
+void wait_copy(PendingCopy& pending);
 void fill(float* data, int64_t n, float value);
 void zero(void* data, size_t bytes);
 // Index of the largest value of each row of a [rows, cols] matrix.

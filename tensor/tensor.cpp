@@ -217,9 +217,17 @@ void Tensor::copy_from(const Tensor& source) {
   }
   using kernels::cuda::Copy;
   if (from_gpu && to_gpu && source.device() != device()) {
-    // Between GPUs: the source's stream finishes what produced the data first.
-    const kernels::cuda::DeviceScope scope(source.device().index);
+    // Between GPUs (rare: never inside a training step): the source's stream finishes what produced
+    // the data first, and the copy completes before this returns, so that the source's memory,
+    // perhaps a temporary going back to its device's cache, cannot be reused under it.
+    {
+      const kernels::cuda::DeviceScope scope(source.device().index);
+      kernels::cuda::synchronize();
+    }
+    const kernels::cuda::DeviceScope scope(device().index);
+    kernels::cuda::copy(raw_data(), source.raw_data(), bytes, kernels::cuda::Copy::DeviceToDevice);
     kernels::cuda::synchronize();
+    return;
   }
   // The copy runs on the stream of the GPU it involves (the destination's between two GPUs).
   const kernels::cuda::DeviceScope scope(to_gpu ? device().index : source.device().index);

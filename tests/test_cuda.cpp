@@ -390,27 +390,40 @@ TEST(CudaParity, PoolingBackwardIsBitIdenticalAcrossRuns) {
   }
 }
 
-// With a second GPU current, a training step on it opens nothing on GPU 0 (nvidia-smi lists the process
-// on one GPU only).
+// The GPUs nvidia-smi lists this process on (0 when it cannot see the process: no nvidia-smi, or a
+// container whose PIDs differ from the host's).
+int gpus_listing_this_process() {
+  FILE* smi = popen("nvidia-smi --query-compute-apps=pid,gpu_bus_id --format=csv,noheader 2>/dev/null", "r");
+  if (!smi) return 0;
+  char line[512];
+  int gpus = 0;
+  const std::string pid = std::to_string(getpid()) + ",";
+  while (std::fgets(line, sizeof line, smi)) gpus += std::string(line).rfind(pid, 0) == 0;
+  pclose(smi);
+  return gpus;
+}
+
+// With a second GPU current, a training step on it opens nothing on GPU 0 (nvidia-smi lists the
+// process on one GPU only). In a fresh process: this one has used GPU 0 in the tests before.
 TEST(CudaDevices, WorkOnTheSecondGpuStaysThere) {
   SKIP_WITHOUT_GPU();
   if (kernels::cuda::device_count() < 2) GTEST_SKIP() << "needs two GPUs";
-  const Device second = Device::cuda(1);
-  kernels::cuda::set_device(1);
-  auto model = nn::make_cnn();
-  model->to(second);
-  optim::Adam opt(model->parameters());
-  apps::train_step(*model, opt, random_tensor({16, 1, 28, 28}).to(second),
-                   Tensor::from_vector(std::vector<int64_t>(16, 3), {16}).to(second));
-  FILE* smi = popen("nvidia-smi --query-compute-apps=pid,gpu_bus_id --format=csv,noheader 2>/dev/null", "r");
-  if (!smi) GTEST_SKIP() << "nvidia-smi not available";
-  char line[512];
-  int gpus_with_this_process = 0;
-  const std::string pid = std::to_string(getpid()) + ",";
-  while (std::fgets(line, sizeof line, smi)) gpus_with_this_process += std::string(line).rfind(pid, 0) == 0;
-  pclose(smi);
-  EXPECT_EQ(gpus_with_this_process, 1);
-  kernels::cuda::set_device(0);
+  if (gpus_listing_this_process() == 0) GTEST_SKIP() << "nvidia-smi does not list this process (no nvidia-smi, or another PID namespace)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child runs this test alone, from a fresh start
+  EXPECT_EXIT(
+      {
+        const Device second = Device::cuda(1);
+        kernels::cuda::set_device(1);
+        auto model = nn::make_cnn();
+        model->to(second);
+        optim::Adam opt(model->parameters());
+        apps::train_step(*model, opt, random_tensor({16, 1, 28, 28}).to(second),
+                         Tensor::from_vector(std::vector<int64_t>(16, 3), {16}).to(second));
+        const int gpus = gpus_listing_this_process();
+        std::fprintf(stderr, "listed on %d GPU(s)\n", gpus);
+        std::exit(gpus == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "listed on 1 GPU");
 }
 
 // Pinned batches are reused once their copies completed: the pool stops growing.
@@ -429,6 +442,28 @@ TEST(CudaAllocator, PinnedBuffersAreReused) {
     kernels::cuda::synchronize();
   }
   EXPECT_EQ(kernels::cuda::allocator_stats().pinned_bytes, held);
+}
+
+// A pinned block whose copy is still queued is not handed out again: behind ~0.2 s of GEMMs the copy
+// has not run when the block is released, so the next request gets another block.
+TEST(CudaAllocator, PinnedBlockIsNotReusedWhileItsCopyIsPending) {
+  SKIP_WITHOUT_GPU();
+  const Tensor a = random_tensor({8192, 8192}).to(kGpu);
+  Tensor target = Tensor::empty({1 << 20}, DType::Float32, kGpu);
+  kernels::cuda::synchronize();
+  for (int i = 0; i < 10; ++i) {
+    const Tensor product = F::matmul(a, a);
+    (void)product;
+  }
+  const void* first = nullptr;
+  {
+    Tensor batch = Tensor::empty_pinned({1 << 20});
+    first = batch.raw_data();
+    target.copy_from(batch);  // queued behind the GEMMs
+  }
+  Tensor next = Tensor::empty_pinned({1 << 20});
+  EXPECT_NE(next.raw_data(), first) << "a pinned block was reused while a copy from it was pending";
+  kernels::cuda::synchronize();
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 // give the same gradients.
 #include <cudnn.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -35,14 +37,21 @@ constexpr int kMaxDevices = 64;
 
 std::atomic<int> g_cudnn{-1};  // -1: not decided yet (HORO_CUDNN from the environment)
 
+// This device's cuDNN handle, or null when cuDNN cannot start there (a missing sub-library, an
+// unsupported GPU): the convolutions then take the im2col path instead of failing.
 cudnnHandle_t handle() {
   static std::array<std::once_flag, kMaxDevices> once;
   static std::array<cudnnHandle_t, kMaxDevices> handles{};
   const int device = current_device();
   HORO_CHECK(device >= 0 && device < kMaxDevices, BackendError, "cuda:", device, " is beyond the devices horo supports");
   std::call_once(once[static_cast<size_t>(device)], [device] {
-    CUDNN_CHECK(cudnnCreate(&handles[static_cast<size_t>(device)]));
-    CUDNN_CHECK(cudnnSetStream(handles[static_cast<size_t>(device)], stream()));
+    cudnnHandle_t h = nullptr;
+    if (cudnnCreate(&h) != CUDNN_STATUS_SUCCESS) return;
+    if (cudnnSetStream(h, stream()) != CUDNN_STATUS_SUCCESS) {
+      cudnnDestroy(h);
+      return;
+    }
+    handles[static_cast<size_t>(device)] = h;
   });
   return handles[static_cast<size_t>(device)];
 }
@@ -53,6 +62,9 @@ struct Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   bool forward_chosen = false, data_chosen = false, filter_chosen = false;
+  // Directions for which cuDNN found no usable algorithm (or its search failed): im2col from then on.
+  bool forward_declined = false, data_declined = false, filter_declined = false;
+  cudnnMathType_t forward_math = CUDNN_FMA_MATH, data_math = CUDNN_FMA_MATH, filter_math = CUDNN_FMA_MATH;
   cudnnConvolutionFwdAlgo_t forward{};
   cudnnConvolutionBwdDataAlgo_t data{};
   cudnnConvolutionBwdFilterAlgo_t filter{};
@@ -124,7 +136,11 @@ bool cudnn_enabled() {
   int v = g_cudnn.load();
   if (v < 0) {
     const char* env = std::getenv("HORO_CUDNN");
-    v = env && std::string(env) == "0" ? 0 : 1;
+    std::string value = env ? env : "";
+    for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (value.empty() || value == "1" || value == "on" || value == "auto" || value == "true") v = 1;
+    else if (value == "0" || value == "off" || value == "false") v = 0;
+    else throw ValueError(detail::concat("HORO_CUDNN='", env, "': expected on, off, auto, 1 or 0"));
     g_cudnn = v;
   }
   return v == 1;
@@ -132,22 +148,32 @@ bool cudnn_enabled() {
 
 bool cudnn_conv_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias, float* output) {
   if (!cudnn_enabled() || !fits_int(s)) return false;
-  Plan& p = plan_for(s);
   cudnnHandle_t h = handle();
+  if (!h) return false;
+  Plan& p = plan_for(s);
   {
     std::lock_guard<std::mutex> lock(choice_mutex());
+    if (p.forward_declined) return false;
     if (!p.forward_chosen) {
       cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
       int count = 0;
-      CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results));
+      if (cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results) != CUDNN_STATUS_SUCCESS) {
+        p.forward_declined = true;
+        return false;
+      }
       const auto* best = pick(results, count);
-      if (!best) return false;
+      if (!best) {
+        p.forward_declined = true;
+        return false;
+      }
+      p.forward_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
       p.forward = best->algo;
       p.forward_workspace = best->memory;
       p.forward_chosen = true;
     }
   }
   DeviceBuffer workspace(std::max<size_t>(p.forward_workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.forward_math));  // the descriptor serves all three directions
   CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, input, p.w, weight, p.conv, p.forward, workspace.data, p.forward_workspace,
                                       &kZero, p.y, output));
   if (bias) CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias, bias, &kOne, p.y, output));
@@ -156,23 +182,33 @@ bool cudnn_conv_forward(const Conv2dShape& s, const float* input, const float* w
 
 bool cudnn_conv_backward_input(const Conv2dShape& s, const float* grad_output, const float* weight, float* grad_input) {
   if (!cudnn_enabled() || !fits_int(s)) return false;
-  Plan& p = plan_for(s);
   cudnnHandle_t h = handle();
+  if (!h) return false;
+  Plan& p = plan_for(s);
   {
     std::lock_guard<std::mutex> lock(choice_mutex());
+    if (p.data_declined) return false;
     if (!p.data_chosen) {
       cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       int count = 0;
-      CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
-                                                            results));
+      if (cudnnFindConvolutionBackwardDataAlgorithm(h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
+                                                            results) != CUDNN_STATUS_SUCCESS) {
+        p.data_declined = true;
+        return false;
+      }
       const auto* best = pick(results, count);
-      if (!best) return false;
+      if (!best) {
+        p.data_declined = true;
+        return false;
+      }
+      p.data_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
       p.data = best->algo;
       p.data_workspace = best->memory;
       p.data_chosen = true;
     }
   }
   DeviceBuffer workspace(std::max<size_t>(p.data_workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data_math));
   CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, weight, p.y, grad_output, p.conv, p.data, workspace.data,
                                            p.data_workspace, &kZero, p.x, grad_input));
   return true;
@@ -181,23 +217,33 @@ bool cudnn_conv_backward_input(const Conv2dShape& s, const float* grad_output, c
 bool cudnn_conv_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output, float* grad_weight,
                                 float* grad_bias) {
   if (!cudnn_enabled() || !fits_int(s)) return false;
-  Plan& p = plan_for(s);
   cudnnHandle_t h = handle();
+  if (!h) return false;
+  Plan& p = plan_for(s);
   {
     std::lock_guard<std::mutex> lock(choice_mutex());
+    if (p.filter_declined) return false;
     if (!p.filter_chosen) {
       cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       int count = 0;
-      CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                              &count, results));
+      if (cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                              &count, results) != CUDNN_STATUS_SUCCESS) {
+        p.filter_declined = true;
+        return false;
+      }
       const auto* best = pick(results, count);
-      if (!best) return false;
+      if (!best) {
+        p.filter_declined = true;
+        return false;
+      }
+      p.filter_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
       p.filter = best->algo;
       p.filter_workspace = best->memory;
       p.filter_chosen = true;
     }
   }
   DeviceBuffer workspace(std::max<size_t>(p.filter_workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter_math));
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, input, p.y, grad_output, p.conv, p.filter, workspace.data,
                                              p.filter_workspace, &kZero, p.w, grad_weight));
   if (grad_bias) CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y, grad_output, &kZero, p.bias, grad_bias));

@@ -19,6 +19,11 @@ std::atomic<bool> g_tf32{false};
 // Whether this process has used a GPU: until then nothing may touch the CUDA runtime in a way that
 // opens a context (a CPU run on a GPU machine stays off the GPUs).
 std::atomic<bool> g_gpu_used{false};
+// Whether this thread has chosen a device (set_device, or a DeviceScope that found none chosen). A
+// thread that has not is on device 0 without a context there; restoring "device 0" for it would open
+// one (CUDA 12 creates the primary context in cudaSetDevice), so such a thread is left on the device
+// it was moved to.
+thread_local bool t_device_chosen = false;
 
 // Freed blocks are kept by (device, size) and reused for requests of the same size, as a training
 // step asks for the same sizes every iteration; on cudaMalloc failure the cache is emptied and the
@@ -104,6 +109,9 @@ DeviceCache& cache() {
 class PinnedPool {
  public:
   void* allocate(size_t bytes) {
+    // A worker thread that never chose a device works on the process's (querying events and
+    // registering memory there), never on device 0 by default.
+    const DeviceScope scope(g_process_device.load());
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto& blocks = free_[bytes];
@@ -115,12 +123,10 @@ class PinnedPool {
         return p;
       }
     }
-    // Registered on the process's device, whichever thread asks (a reader's worker included).
-    const DeviceScope scope(g_process_device.load());
     void* p = nullptr;
     CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
     std::lock_guard<std::mutex> lock(mutex_);
-    live_[p] = Block{p, bytes, nullptr, -1};
+    live_[p] = Block{p, bytes, {}};
     held_bytes_ += bytes;
     return p;
   }
@@ -141,16 +147,20 @@ class PinnedPool {
     --it;
     Block& b = it->second;
     if (static_cast<const char*>(source) >= static_cast<const char*>(b.pointer) + b.bytes) return;
+    // One event per device that copied from the block: a copy still running on one GPU keeps the
+    // block out of reuse even after another GPU has copied from it too.
     const int device = current_device();
-    if (b.event && b.event_device != device) {
-      cudaEventDestroy(b.event);
-      b.event = nullptr;
+    cudaEvent_t* event = nullptr;
+    for (auto& [d, e] : b.events) {
+      if (d == device) event = &e;
     }
-    if (!b.event) {
-      CUDA_CHECK(cudaEventCreateWithFlags(&b.event, cudaEventDisableTiming));
-      b.event_device = device;
+    if (!event) {
+      cudaEvent_t e = nullptr;
+      CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      b.events.emplace_back(device, e);
+      event = &b.events.back().second;
     }
-    CUDA_CHECK(cudaEventRecord(b.event, stream()));
+    CUDA_CHECK(cudaEventRecord(*event, stream()));
   }
 
   size_t held_bytes() {
@@ -162,17 +172,18 @@ class PinnedPool {
   struct Block {
     void* pointer = nullptr;
     size_t bytes = 0;
-    cudaEvent_t event = nullptr;
-    int event_device = -1;
+    std::vector<std::pair<int, cudaEvent_t>> events;  // (device, last copy recorded there)
   };
   static bool copies_done(const Block& b) {
-    if (!b.event) return true;
-    const cudaError_t status = cudaEventQuery(b.event);
-    if (status == cudaErrorNotReady) {
-      cudaGetLastError();
-      return false;
+    for (const auto& [device, event] : b.events) {
+      (void)device;
+      const cudaError_t status = cudaEventQuery(event);
+      if (status == cudaErrorNotReady) {
+        cudaGetLastError();
+        return false;
+      }
+      CUDA_CHECK(status);
     }
-    CUDA_CHECK(status);
     return true;
   }
 
@@ -191,6 +202,7 @@ PinnedPool& pinned_pool() {
 struct DeviceState {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  std::atomic<int> blas_tf32{-1};  // the math mode last set on `blas` (-1: none yet)
   DeviceErrorRecord* host_record = nullptr;    // what the host reads
   DeviceErrorRecord* device_record = nullptr;  // the same memory, as kernels address it
 };
@@ -206,7 +218,6 @@ DeviceState& device_state() {
     CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&s.blas));
     CUBLAS_CHECK(cublasSetStream(s.blas, s.stream));
-    CUBLAS_CHECK(cublasSetMathMode(s.blas, g_tf32.load() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     void* record = nullptr;
     CUDA_CHECK(cudaHostAlloc(&record, sizeof(DeviceErrorRecord), cudaHostAllocMapped));
     s.host_record = static_cast<DeviceErrorRecord*>(record);
@@ -256,9 +267,11 @@ __global__ void count_correct_kernel(const float* logits, const int64_t* labels,
 DeviceScope::DeviceScope(int device) {
   int current = 0;
   CUDA_CHECK(cudaGetDevice(&current));
-  if (current == device) return;
+  if (current == device && t_device_chosen) return;
   CUDA_CHECK(cudaSetDevice(device));
-  previous_ = current;
+  // A thread that had chosen no device stays on this one (see t_device_chosen): nothing to restore.
+  if (t_device_chosen) previous_ = current;
+  t_device_chosen = true;
 }
 
 DeviceScope::~DeviceScope() {
@@ -273,7 +286,16 @@ DeviceBuffer::DeviceBuffer(size_t size) : bytes(size) {
 DeviceBuffer::~DeviceBuffer() { device_free(data, bytes, device); }
 
 cudaStream_t stream() { return device_state().stream; }
-cublasHandle_t blas() { return device_state().blas; }
+// The math mode follows set_tf32() on every device's handle, applied when the handle is next used.
+cublasHandle_t blas() {
+  DeviceState& s = device_state();
+  const int want = g_tf32.load() ? 1 : 0;
+  if (s.blas_tf32.load() != want) {
+    CUBLAS_CHECK(cublasSetMathMode(s.blas, want ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    s.blas_tf32 = want;
+  }
+  return s.blas;
+}
 DeviceErrorRecord* device_error_record() { return device_state().device_record; }
 
 void raise_device_errors() {
@@ -304,6 +326,7 @@ int device_count() {
 void set_device(int device) {
   g_gpu_used = true;
   CUDA_CHECK(cudaSetDevice(device));
+  t_device_chosen = true;
   g_process_device = device;
 }
 
@@ -356,6 +379,26 @@ void copy(void* dst, const void* src, size_t bytes, Copy kind) {
   raise_device_errors();
 }
 
+PendingCopy copy_async_to_host(void* dst, const void* src, size_t bytes) {
+  PendingCopy pending;
+  if (bytes == 0) return pending;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+  cudaEvent_t event = nullptr;
+  CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(event, stream()));
+  pending.event = event;
+  return pending;
+}
+
+void wait_copy(PendingCopy& pending) {
+  if (!pending.event) return;
+  cudaEvent_t event = static_cast<cudaEvent_t>(pending.event);
+  pending.event = nullptr;
+  const cudaError_t status = cudaEventSynchronize(event);
+  cudaEventDestroy(event);
+  CUDA_CHECK(status);
+}
+
 void copy_async_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
@@ -394,10 +437,6 @@ uint64_t host_waits() { return g_host_waits.load(); }
 
 bool tf32() { return g_tf32.load(); }
 
-void set_tf32(bool on) {
-  g_tf32 = on;
-  // The current device's handle now; others take the setting when they are created.
-  CUBLAS_CHECK(cublasSetMathMode(blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-}
+void set_tf32(bool on) { g_tf32 = on; }  // each cuBLAS handle takes it at its next use (blas())
 
 }  // namespace horo::kernels::cuda
