@@ -4,6 +4,8 @@
 #   scripts/install-deps.sh            build, test and training dependencies (python3-torch and
 #                                      python3-torchvision for the PyTorch parity tests)
 #   scripts/install-deps.sh --peers    also the benchmark peers (libtorch-dev)
+#   scripts/install-deps.sh --cross    also the aarch64 cross tools for the Arm kernel check
+#                                      (g++-aarch64-linux-gnu, qemu-user-static, libhwy-dev:arm64)
 set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev procps
   libeigen3-dev libhwy-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler
@@ -12,7 +14,8 @@ packages=(build-essential cmake pkg-config zlib1g-dev procps
 for arg in "$@"; do
   case "$arg" in
     --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
-    *) echo "install-deps.sh: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
+    --cross) packages+=(g++-aarch64-linux-gnu qemu-user-static libhwy-dev:arm64) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --peers or --cross)" >&2; exit 2 ;;
   esac
 done
 missing=()
@@ -24,5 +27,9 @@ echo "install-deps.sh: installing ${missing[*]}"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 export DEBIAN_FRONTEND=noninteractive
+# Arm packages (libhwy-dev:arm64) come from Debian's multiarch archive.
+if printf '%s\n' "${missing[@]}" | grep -q ':arm64$' && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  "${sudo_cmd[@]}" dpkg --add-architecture arm64
+fi
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
