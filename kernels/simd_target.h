@@ -1,5 +1,5 @@
 // The instruction set the CPU kernels run with. One binary carries each kernel compiled for several
-// targets (x86: AVX-512, AVX2, SSE4 and plain C++; Arm: SVE, NEON) and picks the best one the CPU
+// targets (x86: AVX-512, AVX2, SSE4 and plain C++; Arm: NEON) and picks the best one the CPU
 // has when the first kernel runs. HORO_SIMD=<target> in the environment, or set_simd_target(),
 // chooses a lower one: every target can be tested and timed on one machine.
 #pragma once
@@ -9,7 +9,7 @@
 
 namespace horo::kernels {
 
-// The target the kernels use now: "avx512", "avx2", "sse4", "sve", "neon" or "scalar".
+// The target the kernels use now: "avx512", "avx2", "sse4", "neon" or "scalar".
 std::string simd_target();
 
 // The targets this CPU can run among those compiled in, best first.
