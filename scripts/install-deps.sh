@@ -8,7 +8,7 @@
 #                                      (g++-aarch64-linux-gnu, qemu-user-static, libhwy-dev:arm64)
 set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev procps
-  libeigen3-dev libhwy-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler
+  libeigen3-dev libhwy-dev libopenblas-openmp-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler
   libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   dataset-fashion-mnist python3-h5py python3-numpy python3-pil python3-torch python3-torchvision)
 for arg in "$@"; do
