@@ -2,15 +2,17 @@
 
 #include "kernels/device.h"
 #include "kernels/error.h"
+#include "kernels/gemm.h"
 #include "kernels/simd_target.h"
 
 namespace horo::apps {
 
 std::string version_text(const std::string& program) {
-  std::string targets, chosen;
+  std::string targets, chosen, gemm;
   for (const std::string& t : kernels::simd_targets()) targets += (targets.empty() ? "" : " ") + t;
   try {
     chosen = kernels::simd_target();
+    gemm = kernels::cpu::gemm_backend();
   } catch (const Error& e) {  // a bad HORO_SIMD: --version still answers, and says so
     chosen = std::string("none (") + e.what() + ")";
   }
@@ -22,6 +24,7 @@ std::string version_text(const std::string& program) {
   return detail::concat(program, " ", HORO_VERSION_STRING, "\n",
                         "CPU: ", kernels::cpu_description(), "\n",
                         "SIMD: ", chosen, " (this CPU can run: ", targets, "; HORO_SIMD chooses)\n",
+                        "GEMM: ", gemm, "\n",
                         "GPU: ", gpus);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace horo::kernels {
 
@@ -19,7 +20,11 @@ struct GemmArgs {
   int64_t ldc = 0;
 };
 
-namespace cpu { void gemm(const GemmArgs& args); }  // Eigen; threads inside unless already parallel
+namespace cpu {
+void gemm(const GemmArgs& args);  // OpenBLAS or Eigen; threads inside unless already parallel
+// Which library the CPU GEMM is and the kernels it runs: "OpenBLAS (core SkylakeX)", "Eigen (avx2)".
+std::string gemm_backend();
+}  // namespace cpu
 // Device pointers; run on the current CUDA stream (kernels/device.h).
 namespace cuda {
 void gemm(const GemmArgs& args);  // cuBLAS, fp32 (TF32 when enabled in kernels/device.h)

@@ -38,6 +38,8 @@ void gemm(const GemmArgs& g) {
               static_cast<blasint>(g.lda), g.b, static_cast<blasint>(g.ldb), g.beta, g.c, static_cast<blasint>(g.ldc));
 }
 
+std::string gemm_backend() { return std::string("OpenBLAS (core ") + openblas_get_corename() + ")"; }
+
 #else
 
 void gemm_eigen_baseline(const GemmArgs& g, int threads);
@@ -54,6 +56,15 @@ void gemm(const GemmArgs& g) {
   if (target & HWY_AVX2) return gemm_eigen_avx2(g, threads);
 #endif
   gemm_eigen_baseline(g, threads);
+}
+
+std::string gemm_backend() {
+#if defined(HORO_GEMM_X86_TARGETS)
+  const int64_t target = chosen_simd_target();
+  if (target & (HWY_AVX3 | HWY_AVX3_DL)) return "Eigen (avx512)";
+  if (target & HWY_AVX2) return "Eigen (avx2)";
+#endif
+  return "Eigen (baseline)";
 }
 
 #endif
