@@ -92,6 +92,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.state.step = h5::read_int(f, "step", path);
   c.state.epoch = h5::read_int(f, "epoch", path);
   c.state.batch_in_epoch = h5::read_int(f, "batch_in_epoch", path);
+  HORO_CHECK(c.state.step >= 0 && c.state.epoch >= 0 && c.state.batch_in_epoch >= 0, IOError, path,
+             ": step, epoch and batch_in_epoch must not be negative (step ", c.state.step, ", epoch ", c.state.epoch,
+             ", batch_in_epoch ", c.state.batch_in_epoch, ")");
   c.state.rng_seed = static_cast<uint64_t>(h5::read_int(f, "rng_seed", path));
   c.state.rng_offset = static_cast<uint64_t>(h5::read_int(f, "rng_offset", path));
   c.state.data_seed = static_cast<uint64_t>(h5::read_int(f, "data_seed", path));

@@ -271,6 +271,15 @@ int64_t read_int(hid_t object, const std::string& name, const std::string& where
   std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
   const std::string at = where + " attribute '" + name + "'";
   Handle attr(check_id(H5Aopen(object, name.c_str(), H5P_DEFAULT), at, "opening"), H5Aclose);
+  // One integer, checked before reading: a crafted file could declare an array (read into one
+  // int64_t, a buffer overflow) or a float or string type.
+  Handle type(check_id(H5Aget_type(attr.get()), at, "reading the type of"), H5Tclose);
+  HORO_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, IOError, at, ": expected an integer");
+  Handle space(check_id(H5Aget_space(attr.get()), at, "reading the shape of"), H5Sclose);
+  const hssize_t points = H5Sget_simple_extent_npoints(space.get());
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  HORO_CHECK(points == 1 && rank <= 1, IOError, at, ": expected one integer, found ", static_cast<long long>(points),
+             " values in ", rank, " dimensions");
   int64_t value = 0;
   check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), at, "reading");
   return value;

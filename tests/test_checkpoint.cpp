@@ -1,5 +1,6 @@
 // Checkpoints, model specifications and transfer learning.
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <filesystem>
 #include <fstream>
@@ -87,6 +88,55 @@ TEST_F(CheckpointTest, CorruptMissingAndForeignFilesNameTheFile) {
   data::write_dataset_file(path("data.h5"), Tensor::zeros({2, 3}, DType::UInt8), Tensor(), {});
   expect_error<IOError>([&] { read_checkpoint(path("data.h5")); }, {"data.h5", "not a horo checkpoint"});
   EXPECT_FALSE(std::filesystem::exists(path("good.h5.tmp")));  // the atomic write left nothing behind
+}
+
+// Rewrites attribute `name` of the file's root as int64 values of the given dimensions.
+void replace_int_attribute(const std::string& file, const std::string& name, std::vector<hsize_t> dims,
+                           int64_t value) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  ASSERT_GE(H5Adelete(f, name.c_str()), 0);
+  const hid_t space = dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t attr = H5Acreate2(f, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  std::vector<int64_t> values(count, value);
+  EXPECT_GE(H5Awrite(attr, H5T_NATIVE_INT64, values.data()), 0);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+// A crafted checkpoint: an array where one integer belongs (read into one int64_t, it overflowed the
+// stack), a format_version of two values or of shape [1, 1], a negative step: each refused, naming the
+// file and the attribute.
+TEST_F(CheckpointTest, CraftedIntegerAttributesAreRefusedByName) {
+  auto model = nn::make_mlp();
+  struct Case {
+    const char* attribute;
+    std::vector<hsize_t> dims;
+    int64_t value;
+    const char* expected;
+  };
+  const Case cases[] = {{"step", {1000}, 5, "expected one integer, found 1000 values"},
+                        {"epoch", {1000}, 5, "expected one integer, found 1000 values"},
+                        {"format_version", {1, 1}, 1, "expected one integer, found 1 values in 2 dimensions"},
+                        {"format_version", {2}, 1, "expected one integer, found 2 values"},
+                        {"step", {}, -3, "must not be negative"}};
+  for (const Case& c : cases) {
+    const std::string file = path("crafted.h5");
+    save_checkpoint(file, *model, nullptr, {.step = 1}, builtin_model_text("mlp"), "");
+    replace_int_attribute(file, c.attribute, c.dims, c.value);
+    try {
+      read_checkpoint(file);
+      ADD_FAILURE() << c.attribute << ": accepted";
+    } catch (const IOError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(file), std::string::npos) << what;
+      EXPECT_NE(what.find(c.attribute), std::string::npos) << what;
+      EXPECT_NE(what.find(c.expected), std::string::npos) << what;
+    }
+  }
 }
 
 TEST_F(CheckpointTest, DirectoryKeepsTheNewestKAndNeverTheJustWrittenOneAway) {
