@@ -30,6 +30,9 @@ find_package(hwy REQUIRED)  # Highway: portable SIMD for the CPU kernels (Debian
 # and faster than Eigen's GEMM on this project's shapes (docs/design.md).
 find_path(OPENBLAS_INCLUDE_DIR cblas.h PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
 find_library(OPENBLAS_LIBRARY openblas PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+if(NOT HORO_BLAS MATCHES "^(AUTO|OPENBLAS|EIGEN)$")
+  message(FATAL_ERROR "HORO_BLAS=${HORO_BLAS}: expected AUTO, OPENBLAS or EIGEN")
+endif()
 if(HORO_BLAS STREQUAL "EIGEN")
   set(HORO_OPENBLAS_ENABLED OFF)
 elseif(OPENBLAS_INCLUDE_DIR AND OPENBLAS_LIBRARY)

@@ -1,11 +1,10 @@
 // Direct convolution for a single input channel (a network's first layer on grey images, W1's
 // conv1): with one channel, im2col + GEMM has K = 9, too short for a GEMM to run well. Here an output
-// row (up to 32 cells: two AVX-512 or four AVX2 vectors) is 9 fused multiply-adds per vector and
-// output channel, the nine shifted input rows held in registers where the target has 32 of them
-// (AVX-512) and re-read from L1 otherwise; the weight gradient is accumulated in registers, two
-// channels at a time on AVX-512 and one on AVX2. Masked loads and stores cover the row's end, so the
-// kernels exist on AVX2 and AVX-512; other targets, and other shapes (stride 1, no padding or
-// dilation), use im2col.
+// row (up to 32 cells: two AVX-512 vectors) is 9 fused multiply-adds per vector and output channel,
+// the nine shifted input rows held in registers; the weight gradient is accumulated in registers two
+// channels at a time. Masked loads and stores cover the row's end. AVX-512 only: with AVX2's 16
+// registers the taps would be re-read per channel, and that measured slower than im2col + GEMM (W1
+// conv1: 31 against 38 GFLOP/s); other targets and shapes (stride 1, no padding or dilation) use im2col.
 #include <algorithm>
 
 // Compiled once per SIMD target (hwy/foreach_target.h); called from the other kernels of the same target.
@@ -21,7 +20,7 @@
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
 
-#if HORO_TARGET_MASKED_MEMORY
+#if HORO_TARGET_AVX512
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
@@ -31,14 +30,10 @@ using M = hn::Mask<D>;
 constexpr int kTaps = 9;  // 3x3
 constexpr int kMaxWidth = 32;
 constexpr int kLanes = HWY_LANES(float);
-constexpr int kVectors = kMaxWidth / kLanes;  // vectors per output row: 2 (AVX-512) or 4 (AVX2)
-constexpr bool kManyRegisters = kLanes >= 16;  // AVX-512: 32 vector registers
-// With 16 registers (AVX2) the taps cannot stay in registers, and re-reading them per channel with
-// masked loads measured slower than im2col + GEMM (W1 conv1: 31 against 38 GFLOP/s): AVX-512 only.
-constexpr bool kUseDirect = kManyRegisters;
+constexpr int kVectors = kMaxWidth / kLanes;  // vectors per output row
 
 bool fits(const Conv2dShape& s) {
-  return kUseDirect && s.in_channels == 1 && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
+  return s.in_channels == 1 && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
          s.pad_h == 0 && s.pad_w == 0 && s.dilation_h == 1 && s.dilation_w == 1 && s.out_w() <= kMaxWidth;
 }
 
@@ -70,23 +65,16 @@ bool conv_image_forward_single_channel(const Conv2dShape& s, const float* image,
   M masks[kVectors];
   row_masks(ow_n, masks);
   for (int64_t oh = 0; oh < oh_n; ++oh) {
-    V x[kManyRegisters ? kTaps * kVectors : 1];
-    if constexpr (kManyRegisters) {
-      for (int t = 0; t < kTaps; ++t)
-        for (int v = 0; v < kVectors; ++v) x[t * kVectors + v] = load(masks[v], v, ow_n, tap_row(s, image, oh, t) + v * kLanes);
-    }
+    V x[kTaps * kVectors];
+    for (int t = 0; t < kTaps; ++t)
+      for (int v = 0; v < kVectors; ++v) x[t * kVectors + v] = load(masks[v], v, ow_n, tap_row(s, image, oh, t) + v * kLanes);
     for (int64_t o = 0; o < s.out_channels; ++o) {
       const float* w = weight + o * kTaps;
       V acc[kVectors];
       for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, bias ? bias[o] : 0.0f);
       for (int t = 0; t < kTaps; ++t) {
         const V wt = hn::Set(d, w[t]);
-        const float* src = tap_row(s, image, oh, t);
-        for (int v = 0; v < kVectors; ++v) {
-          if (v >= vectors) break;
-          const V xv = kManyRegisters ? x[kManyRegisters ? t * kVectors + v : 0] : load(masks[v], v, ow_n, src + v * kLanes);
-          acc[v] = hn::MulAdd(wt, xv, acc[v]);
-        }
+        for (int v = 0; v < vectors; ++v) acc[v] = hn::MulAdd(wt, x[t * kVectors + v], acc[v]);
       }
       float* row = out + o * plane + oh * ow_n;
       for (int v = 0; v < vectors; ++v) {
@@ -105,7 +93,7 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, cons
   const int64_t oh_n = s.out_h(), ow_n = s.out_w(), plane = oh_n * ow_n;
   M masks[kVectors];
   row_masks(ow_n, masks);
-  constexpr int kChannels = kManyRegisters ? 2 : 1;  // output channels per pass
+  constexpr int kChannels = 2;  // output channels per pass
   for (int64_t o = 0; o < s.out_channels; o += kChannels) {
     const int channels = static_cast<int>(std::min<int64_t>(kChannels, s.out_channels - o));
     V acc[kChannels][kTaps];

@@ -56,19 +56,24 @@ cudnnHandle_t handle() {
   return handles[static_cast<size_t>(device)];
 }
 
-// A shape's descriptors and, once chosen, its algorithm for each direction.
+// One direction's algorithm, once chosen, or the decision that cuDNN has none for it (no usable
+// candidate, or its search failed): im2col from then on.
+template <typename Algo>
+struct Choice {
+  bool chosen = false, declined = false;
+  Algo algo{};
+  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+};
+
+// A shape's descriptors and its algorithm for each direction.
 struct Plan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  bool forward_chosen = false, data_chosen = false, filter_chosen = false;
-  // Directions for which cuDNN found no usable algorithm (or its search failed): im2col from then on.
-  bool forward_declined = false, data_declined = false, filter_declined = false;
-  cudnnMathType_t forward_math = CUDNN_FMA_MATH, data_math = CUDNN_FMA_MATH, filter_math = CUDNN_FMA_MATH;
-  cudnnConvolutionFwdAlgo_t forward{};
-  cudnnConvolutionBwdDataAlgo_t data{};
-  cudnnConvolutionBwdFilterAlgo_t filter{};
-  size_t forward_workspace = 0, data_workspace = 0, filter_workspace = 0;
+  Choice<cudnnConvolutionFwdAlgo_t> forward;
+  Choice<cudnnConvolutionBwdDataAlgo_t> data;
+  Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
 };
 
 using Key = std::tuple<int, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
@@ -119,6 +124,29 @@ const Perf* pick(const Perf* results, int count) {
   return best;  // results come fastest first
 }
 
+std::mutex& choice_mutex();
+
+// Runs cuDNN's search once for a direction (find(results, &count) with room for kCount results) and
+// keeps the pick; false when the direction is declined.
+template <typename Perf, int kCount, typename Algo, typename Find>
+bool choose(Choice<Algo>& choice, const Find& find) {
+  std::lock_guard<std::mutex> lock(choice_mutex());
+  if (choice.declined) return false;
+  if (choice.chosen) return true;
+  Perf results[kCount];
+  int count = 0;
+  const Perf* best = find(results, &count) == CUDNN_STATUS_SUCCESS ? pick(results, count) : nullptr;
+  if (!best) {
+    choice.declined = true;
+    return false;
+  }
+  choice.algo = best->algo;
+  choice.workspace = best->memory;
+  choice.math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
+  choice.chosen = true;
+  return true;
+}
+
 std::mutex& choice_mutex() {
   static std::mutex m;
   return m;
@@ -151,30 +179,14 @@ bool cudnn_conv_forward(const Conv2dShape& s, const float* input, const float* w
   cudnnHandle_t h = handle();
   if (!h) return false;
   Plan& p = plan_for(s);
-  {
-    std::lock_guard<std::mutex> lock(choice_mutex());
-    if (p.forward_declined) return false;
-    if (!p.forward_chosen) {
-      cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-      int count = 0;
-      if (cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results) != CUDNN_STATUS_SUCCESS) {
-        p.forward_declined = true;
-        return false;
-      }
-      const auto* best = pick(results, count);
-      if (!best) {
-        p.forward_declined = true;
-        return false;
-      }
-      p.forward_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
-      p.forward = best->algo;
-      p.forward_workspace = best->memory;
-      p.forward_chosen = true;
-    }
-  }
-  DeviceBuffer workspace(std::max<size_t>(p.forward_workspace, 4));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.forward_math));  // the descriptor serves all three directions
-  CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, input, p.w, weight, p.conv, p.forward, workspace.data, p.forward_workspace,
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  const bool chosen = choose<Perf, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(p.forward, [&](Perf* results, int* count) {
+    return cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, count, results);
+  });
+  if (!chosen) return false;
+  DeviceBuffer workspace(std::max<size_t>(p.forward.workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.forward.math));  // the descriptor serves all three directions
+  CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, input, p.w, weight, p.conv, p.forward.algo, workspace.data, p.forward.workspace,
                                       &kZero, p.y, output));
   if (bias) CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias, bias, &kOne, p.y, output));
   return true;
@@ -185,32 +197,15 @@ bool cudnn_conv_backward_input(const Conv2dShape& s, const float* grad_output, c
   cudnnHandle_t h = handle();
   if (!h) return false;
   Plan& p = plan_for(s);
-  {
-    std::lock_guard<std::mutex> lock(choice_mutex());
-    if (p.data_declined) return false;
-    if (!p.data_chosen) {
-      cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-      int count = 0;
-      if (cudnnFindConvolutionBackwardDataAlgorithm(h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
-                                                            results) != CUDNN_STATUS_SUCCESS) {
-        p.data_declined = true;
-        return false;
-      }
-      const auto* best = pick(results, count);
-      if (!best) {
-        p.data_declined = true;
-        return false;
-      }
-      p.data_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
-      p.data = best->algo;
-      p.data_workspace = best->memory;
-      p.data_chosen = true;
-    }
-  }
-  DeviceBuffer workspace(std::max<size_t>(p.data_workspace, 4));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data_math));
-  CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, weight, p.y, grad_output, p.conv, p.data, workspace.data,
-                                           p.data_workspace, &kZero, p.x, grad_input));
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  const bool chosen = choose<Perf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(p.data, [&](Perf* results, int* count) {
+    return cudnnFindConvolutionBackwardDataAlgorithm(h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, count, results);
+  });
+  if (!chosen) return false;
+  DeviceBuffer workspace(std::max<size_t>(p.data.workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data.math));
+  CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, weight, p.y, grad_output, p.conv, p.data.algo, workspace.data,
+                                           p.data.workspace, &kZero, p.x, grad_input));
   return true;
 }
 
@@ -220,32 +215,15 @@ bool cudnn_conv_backward_weight(const Conv2dShape& s, const float* input, const 
   cudnnHandle_t h = handle();
   if (!h) return false;
   Plan& p = plan_for(s);
-  {
-    std::lock_guard<std::mutex> lock(choice_mutex());
-    if (p.filter_declined) return false;
-    if (!p.filter_chosen) {
-      cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-      int count = 0;
-      if (cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                              &count, results) != CUDNN_STATUS_SUCCESS) {
-        p.filter_declined = true;
-        return false;
-      }
-      const auto* best = pick(results, count);
-      if (!best) {
-        p.filter_declined = true;
-        return false;
-      }
-      p.filter_math = tf32() ? best->mathType : CUDNN_FMA_MATH;  // strict fp32 unless TF32 is on
-      p.filter = best->algo;
-      p.filter_workspace = best->memory;
-      p.filter_chosen = true;
-    }
-  }
-  DeviceBuffer workspace(std::max<size_t>(p.filter_workspace, 4));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter_math));
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, input, p.y, grad_output, p.conv, p.filter, workspace.data,
-                                             p.filter_workspace, &kZero, p.w, grad_weight));
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  const bool chosen = choose<Perf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(p.filter, [&](Perf* results, int* count) {
+    return cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, count, results);
+  });
+  if (!chosen) return false;
+  DeviceBuffer workspace(std::max<size_t>(p.filter.workspace, 4));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter.math));
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, input, p.y, grad_output, p.conv, p.filter.algo, workspace.data,
+                                             p.filter.workspace, &kZero, p.w, grad_weight));
   if (grad_bias) CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y, grad_output, &kZero, p.bias, grad_bias));
   return true;
 }
