@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
+#include "apps/stop_signal.h"
 #include "apps/version.h"
 #include "apps/run_log.h"
 #include "apps/train_flags.h"
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   int rank = 0;
+  horo::apps::install_stop_signals("horo-train");
   try {
     // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise), each
     // rank on the GPU of its node-local rank unless --device names one.
@@ -250,10 +253,13 @@ int main(int argc, char** argv) {
                    existing, "): resume it with --resume latest, or choose another --checkpoint-dir");
       }
     }
+    int64_t saved_step = resumed ? resumed->state.step : -1;
+    std::string saved_path;
     auto save = [&](int64_t step, int64_t epoch, int64_t batch) {
       if (!checkpoints) return;
       const auto& gen = horo::default_generator();
-      checkpoints->save(*model, optimizer.get(),
+      saved_step = step;
+      saved_path = checkpoints->save(*model, optimizer.get(),
                         {.step = step, .epoch = epoch, .batch_in_epoch = batch, .rng_seed = gen.seed(),
                          .rng_offset = gen.offset(), .data_seed = f.config.seed},
                         spec_text, train_config);
@@ -285,6 +291,15 @@ int main(int argc, char** argv) {
         save(s.step, epoch_done ? s.epoch + 1 : s.epoch, epoch_done ? 0 : s.batch_in_epoch);
       }
     };
+    // A stop request (SIGTERM, SIGINT) on any rank stops every rank after the same step.
+    int stopping_ranks = 0;
+    callbacks.should_stop = [&]() -> int {
+      const int own = horo::apps::stop_signal_received();
+      float requests = own ? 1.0f : 0.0f;
+      if (world > 1) comm->allreduce(&requests, 1, horo::dist::ReduceOp::Sum);
+      stopping_ranks = static_cast<int>(requests);
+      return stopping_ranks == 0 ? 0 : own ? own : SIGTERM;
+    };
     int64_t last_step = f.config.start_step;
     callbacks.on_epoch = [&](const horo::apps::EpochReport& r) {
       comm->barrier();  // rank 0 has evaluated: every rank starts the next epoch together
@@ -303,11 +318,28 @@ int main(int argc, char** argv) {
     };
     const auto result = horo::apps::train(*model, *optimizer, *train_batches, f.config, callbacks, reducer.get());
 
+    // The run's final state is never lost: whatever ended it (the last epoch, --max-steps, a stop
+    // request), a checkpoint of the last step unless the cadence has just written one.
+    if (result.step != saved_step) save(result.step, result.next_epoch, result.next_batch);
+
     float total_rate = static_cast<float>(result.train_images_per_s);  // the sum of the ranks' rates
     comm->allreduce(&total_rate, 1, horo::dist::ReduceOp::Sum);
     horo::dist::Timeline::instance().flush();
-    if (!leader) return 0;
+    const bool stopped = result.reason == horo::apps::StopReason::Requested;
+    const int exit_code = stopped ? 128 + result.stop_code : 0;  // the shell's convention for "ended by signal N"
+    if (!leader) return exit_code;
     progress.finish_line();
+    if (stopped) {
+      log.write_report("horo-train " + built.name + " (stopped)", horo::detail::concat("stopped at step ", result.step));
+      std::fprintf(stderr, "horo-train: stopped by %s%s after step %lld (epoch %lld: %lld of %lld batches done)%s\n",
+                   horo::apps::signal_name(result.stop_code),
+                   world > 1 ? horo::detail::concat(" on ", stopping_ranks, " of ", world, " ranks").c_str() : "",
+                   static_cast<long long>(result.step), static_cast<long long>(result.next_epoch + 1),
+                   static_cast<long long>(result.next_batch), static_cast<long long>(train_batches->batches_per_epoch()),
+                   saved_path.empty() ? "; no --checkpoint-dir, so nothing was saved"
+                                      : horo::detail::concat("; checkpoint ", saved_path, " written: continue with --resume latest").c_str());
+      return exit_code;
+    }
     if (f.config.device.is_cuda()) {
       // The device cache's account: what the run held at its peak, and how often the host waited.
       const auto stats = horo::kernels::cuda::allocator_stats();

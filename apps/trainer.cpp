@@ -160,8 +160,10 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
   TrainResult result;
   double train_seconds = 0.0;
   int64_t images_seen = 0, total_steps = config.start_step;
+  result.next_epoch = config.start_epoch;
+  result.next_batch = config.start_batch;
   auto out_of_steps = [&] { return config.max_steps >= 0 && total_steps >= config.max_steps; };
-  for (int64_t epoch = config.start_epoch; epoch < config.epochs && !out_of_steps(); ++epoch) {
+  for (int64_t epoch = config.start_epoch; epoch < config.epochs && !out_of_steps() && !result.stop_code; ++epoch) {
     model.train();
     EpochReport report{.epoch = epoch + 1};
     double loss_sum = 0.0;
@@ -190,20 +192,31 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
                            .epoch_seconds = elapsed, .images_per_s = elapsed > 0 ? seen / elapsed : 0.0,
                            .data_wait_share = elapsed > 0 ? (train_batches.wait_seconds() - wait_before) / elapsed : 0.0});
       }
+      result.step = total_steps;
+      const bool epoch_done = batch_index >= train_batches.batches_per_epoch();
+      result.next_epoch = epoch_done ? epoch + 1 : epoch;
+      result.next_batch = epoch_done ? 0 : batch_index;
+      if (callbacks.should_stop && (result.stop_code = callbacks.should_stop()) != 0) break;
     }
+    result.epochs = epoch + 1;
     report.seconds = seconds_since(start);
-    report.data_wait_share = report.seconds > 0 ? (train_batches.wait_seconds() - wait_before) / report.seconds : 0.0;
-    report.comm_wait_share = report.seconds > 0 && reducer ? (reducer->wait_seconds() - comm_before) / report.seconds : 0.0;
     train_seconds += report.seconds;
     images_seen += seen;
+    if (result.stop_code) {  // no evaluation: the time left before a SIGKILL belongs to the checkpoint
+      result.reason = StopReason::Requested;
+      break;
+    }
+    report.data_wait_share = report.seconds > 0 ? (train_batches.wait_seconds() - wait_before) / report.seconds : 0.0;
+    report.comm_wait_share = report.seconds > 0 && reducer ? (reducer->wait_seconds() - comm_before) / report.seconds : 0.0;
     report.loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
     report.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
     report.images_per_s = report.seconds > 0 ? static_cast<double>(seen) / report.seconds : 0.0;
     report.test_accuracy = callbacks.evaluate ? callbacks.evaluate() : 0.0;
-    result.epochs = epoch + 1;
     result.test_accuracy = report.test_accuracy;
     if (callbacks.on_epoch) callbacks.on_epoch(report);
   }
+  if (result.reason == StopReason::Completed && out_of_steps() && result.next_epoch < config.epochs) result.reason = StopReason::MaxSteps;
+  result.step = total_steps;
   result.train_images_per_s = train_seconds > 0 ? static_cast<double>(images_seen) / train_seconds : 0.0;
   return result;
 }

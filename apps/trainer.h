@@ -105,10 +105,21 @@ struct TrainCallbacks {
   std::function<double()> evaluate;                    // test accuracy after each epoch
   std::function<void(const StepReport&)> on_step;      // after every optimizer step
   std::function<void(const EpochReport&)> on_epoch;    // after each epoch's evaluation
+  // Polled after every step (after on_step): a non-zero value ends the run there, without the
+  // epoch's evaluation, and is returned as TrainResult::stop_code. Under mpirun it must return the
+  // same on every rank (horo-train takes the maximum over ranks), so that all stop at one step.
+  std::function<int()> should_stop;
 };
 
+enum class StopReason { Completed, MaxSteps, Requested };
+
 struct TrainResult {
-  int64_t epochs = 0;  // epochs started (the last may have been cut short by max_steps)
+  int64_t epochs = 0;  // epochs started (the last may have been cut short by max_steps or a stop)
+  StopReason reason = StopReason::Completed;
+  int stop_code = 0;  // should_stop's value when reason is Requested
+  // Where the run ended, as a checkpoint records it: optimizer steps taken in all, and the next
+  // batch to train (an epoch's end is batch 0 of the next epoch).
+  int64_t step = 0, next_epoch = 0, next_batch = 0;
   double train_images_per_s = 0.0;
   double test_accuracy = 0.0;
 };

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <regex>
 
@@ -22,6 +24,40 @@ std::map<std::string, Tensor> read_group(hid_t file, const std::string& name, co
   return out;
 }
 
+// The checkpoint's content, written to `temporary` (renamed into place by the caller).
+void write_checkpoint_file(const std::string& temporary, const Module& model, const optim::Optimizer* optimizer,
+                           const TrainingState& state, const std::string& model_spec, const std::string& train_config) {
+  h5::Handle file = h5::create_file(temporary);
+  const hid_t f = file.get();
+  h5::write_int(f, "format_version", kCheckpointFormatVersion, temporary);
+  h5::write_string(f, "model_spec", model_spec, temporary);
+  h5::write_string(f, "train_config", train_config, temporary);
+  h5::write_string(f, "optimizer", optimizer ? optimizer->type_name() : "", temporary);
+  h5::write_int(f, "step", state.step, temporary);
+  h5::write_int(f, "epoch", state.epoch, temporary);
+  h5::write_int(f, "batch_in_epoch", state.batch_in_epoch, temporary);
+  h5::write_int(f, "rng_seed", static_cast<int64_t>(state.rng_seed), temporary);
+  h5::write_int(f, "rng_offset", static_cast<int64_t>(state.rng_offset), temporary);
+  h5::write_int(f, "data_seed", static_cast<int64_t>(state.data_seed), temporary);
+  {
+    h5::Handle params = h5::create_group(f, "parameters", temporary);
+    for (const auto& [name, tensor] : model.named_parameters()) h5::write_tensor(params.get(), name, tensor, temporary + ":/parameters");
+    h5::Handle buffers = h5::create_group(f, "buffers", temporary);
+    for (const auto& [name, tensor] : model.named_buffers()) h5::write_tensor(buffers.get(), name, tensor, temporary + ":/buffers");
+  }
+  if (optimizer) {
+    h5::Handle group = h5::create_group(f, "optimizer", temporary);
+    for (const auto& [name, param] : model.named_parameters()) {
+      const auto entries = optimizer->state(param);
+      if (entries.empty()) continue;
+      h5::Handle per_param = h5::create_group(group.get(), name, temporary + ":/optimizer");
+      for (const auto& [key, tensor] : entries) h5::write_tensor(per_param.get(), key, tensor, temporary + ":/optimizer/" + name);
+    }
+  }
+  std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
+  h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), temporary, "flushing");
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Module& model, const optim::Optimizer* optimizer,
@@ -35,42 +71,24 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
       if (!done) std::filesystem::remove(file, ignored);
     }
   } cleanup{temporary};
-  {
-    h5::Handle file = h5::create_file(temporary);
-    const hid_t f = file.get();
-    h5::write_int(f, "format_version", kCheckpointFormatVersion, temporary);
-    h5::write_string(f, "model_spec", model_spec, temporary);
-    h5::write_string(f, "train_config", train_config, temporary);
-    h5::write_string(f, "optimizer", optimizer ? optimizer->type_name() : "", temporary);
-    h5::write_int(f, "step", state.step, temporary);
-    h5::write_int(f, "epoch", state.epoch, temporary);
-    h5::write_int(f, "batch_in_epoch", state.batch_in_epoch, temporary);
-    h5::write_int(f, "rng_seed", static_cast<int64_t>(state.rng_seed), temporary);
-    h5::write_int(f, "rng_offset", static_cast<int64_t>(state.rng_offset), temporary);
-    h5::write_int(f, "data_seed", static_cast<int64_t>(state.data_seed), temporary);
-    {
-      h5::Handle params = h5::create_group(f, "parameters", temporary);
-      for (const auto& [name, tensor] : model.named_parameters()) h5::write_tensor(params.get(), name, tensor, temporary + ":/parameters");
-      h5::Handle buffers = h5::create_group(f, "buffers", temporary);
-      for (const auto& [name, tensor] : model.named_buffers()) h5::write_tensor(buffers.get(), name, tensor, temporary + ":/buffers");
-    }
-    if (optimizer) {
-      h5::Handle group = h5::create_group(f, "optimizer", temporary);
-      for (const auto& [name, param] : model.named_parameters()) {
-        const auto entries = optimizer->state(param);
-        if (entries.empty()) continue;
-        h5::Handle per_param = h5::create_group(group.get(), name, temporary + ":/optimizer");
-        for (const auto& [key, tensor] : entries) h5::write_tensor(per_param.get(), key, tensor, temporary + ":/optimizer/" + name);
-      }
-    }
-    std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
-    h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), temporary, "flushing");
+  try {
+    write_checkpoint_file(temporary, model, optimizer, state, model_spec, train_config);
+  } catch (const IOError& e) {
+    // Say what a user needs next: the space there is, and that the earlier checkpoints are intact.
+    std::error_code ignored;
+    const auto space = std::filesystem::space(std::filesystem::absolute(path).parent_path(), ignored);
+    throw IOError(detail::concat(e.what(), "; ", space.available / (1 << 20), " MiB free on its filesystem; ",
+                                 "the earlier checkpoints are untouched"));
   }
-  // On disk before the rename, so that a crash never leaves a checkpoint name on a partial file.
-  if (const int fd = ::open(temporary.c_str(), O_RDONLY); fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  // On disk before the rename, so that a crash never leaves a checkpoint name on a partial file (some
+  // filesystems report a full disk only here).
+  const int fd = ::open(temporary.c_str(), O_RDONLY);
+  HORO_CHECK(fd >= 0, IOError, temporary, ": cannot reopen the checkpoint just written (", std::strerror(errno), ")");
+  const int synced = ::fsync(fd);
+  const int sync_error = errno;
+  ::close(fd);
+  HORO_CHECK(synced == 0, IOError, temporary, ": writing the checkpoint to disk failed (", std::strerror(sync_error),
+             "); the earlier checkpoints are untouched");
   std::error_code error;
   std::filesystem::rename(temporary, path, error);
   HORO_CHECK(!error, IOError, path, ": cannot move the checkpoint into place (", error.message(), ")");
@@ -143,7 +161,7 @@ CheckpointDir::CheckpointDir(std::string dir, int keep) : dir_(std::move(dir)), 
 
 std::vector<std::pair<int64_t, std::string>> CheckpointDir::list() const {
   std::vector<std::pair<int64_t, std::string>> found;
-  const std::regex pattern("ckpt-([0-9]+)\\.h5");
+  const std::regex pattern("ckpt-([0-9]{1,18})\\.h5");  // at most 18 digits: always fits an int64_t
   std::smatch match;
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
     const std::string name = entry.path().filename().string();
@@ -160,6 +178,12 @@ std::string CheckpointDir::save(const Module& model, const optim::Optimizer* opt
   auto found = list();
   for (size_t i = 0; i + static_cast<size_t>(keep_) < found.size(); ++i) {
     if (found[i].second != path) std::filesystem::remove(found[i].second);  // never the one just written
+  }
+  // Temporaries left by a process killed while saving (one process writes here; its own is renamed).
+  const std::regex temporary("ckpt-[0-9]+\\.h5\\.tmp");
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ignored)) {
+    if (std::regex_match(entry.path().filename().string(), temporary)) std::filesystem::remove(entry.path(), ignored);
   }
   return path;
 }

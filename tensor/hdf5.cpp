@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 namespace horo::h5 {
 void quiet_this_thread() {
@@ -12,6 +13,17 @@ void quiet_this_thread() {
     quiet = true;
   }
 }
+
+namespace {
+// libhdf5 (1.10) crashes in its exit handler when a file's close has failed, e.g. on a full disk: the
+// write error is reported and thrown, then H5_term_library segfaults on the half-closed file. Every
+// handle here closes its object itself (RAII), so the library's own clean-up at exit has nothing
+// left to do: skip it. Runs when the library loads, before any other HDF5 call.
+const bool skip_hdf5_exit_handler = [] {
+  H5dont_atexit();
+  return true;
+}();
+}  // namespace
 
 std::recursive_mutex& hdf5_lock() {
   static std::recursive_mutex mutex;
@@ -27,7 +39,10 @@ void Handle::reset() {
 }
 
 void check(herr_t status, const std::string& where, const char* what) {
-  HORO_CHECK(status >= 0, IOError, where, ": ", what, " failed (corrupt or unreadable HDF5 data?)");
+  const std::string_view verb(what);
+  const bool output = verb.starts_with("writ") || verb.starts_with("creat") || verb.starts_with("flush");
+  HORO_CHECK(status >= 0, IOError, where, ": ", what, " failed",
+             output ? " (disk full, over quota, or not writable?)" : " (corrupt or unreadable HDF5 data?)");
 }
 
 hid_t check_id(hid_t id, const std::string& where, const char* what) {
