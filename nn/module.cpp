@@ -12,9 +12,11 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
+// '.' joins the dotted names; '/' separates HDF5 paths in checkpoints, so a layer named "a/b" could
+// train but never be saved. Refused when registered, as PyTorch refuses '.'.
 void check_local_name(const std::string& name, const char* what) {
-  HORO_CHECK(!name.empty() && name.find('.') == std::string::npos, ValueError, what, " name '", name,
-             "': must be non-empty and contain no '.'");
+  HORO_CHECK(!name.empty() && name.find_first_of("./") == std::string::npos, ValueError, what, " name '", name,
+             "': must be non-empty and contain no '.' or '/'");
 }
 }  // namespace
 
@@ -49,9 +51,7 @@ Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
 void Module::adopt(const std::string& name, std::shared_ptr<Module> module) {
   check_local_name(name, "module");
   HORO_CHECK(module != nullptr, ValueError, "register_module '", name, "': null module");
-  for (const auto& [existing, _] : children_) {
-    HORO_CHECK(existing != name, ValueError, where(), ": a child named '", name, "' is already registered");
-  }
+  HORO_CHECK(child_names_.insert(name).second, ValueError, where(), ": a child named '", name, "' is already registered");
   module->set_path(join(path_, name));
   module->training_ = training_;
   children_.emplace_back(name, std::move(module));

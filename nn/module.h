@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -79,6 +80,7 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<NamedTensor> parameters_;
   std::vector<NamedTensor> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::unordered_set<std::string> child_names_;  // registering n children costs O(n), not O(n^2)
   std::string path_;
   bool training_ = true;
 };

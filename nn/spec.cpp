@@ -21,7 +21,12 @@ class Errors : public pb::io::ErrorCollector {
  public:
   explicit Errors(std::string source) : source_(std::move(source)) {}
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (first_.empty()) first_ = detail::concat(source_, ":", line + 1, ":", column + 1, ": ", message);
+    if (!first_.empty()) return;
+    const bool too_deep = message.find("recursion limit") != std::string::npos;
+    first_ = detail::concat(source_, ":", line + 1, ":", column + 1, ": ",
+                            too_deep ? detail::concat("layers nested more than ", kMaxSpecNesting,
+                                                      " deep (sequential within sequential ...): the limit is ", kMaxSpecNesting)
+                                     : message);
   }
   void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
   const std::string& first() const { return first_; }
@@ -34,6 +39,9 @@ template <typename Message>
 void parse(const std::string& text, const std::string& source, Message& message, pb::TextFormat::ParseInfoTree* tree) {
   Errors errors(source);
   pb::TextFormat::Parser parser;
+  // Bounded nesting: protobuf's default limit is INT_MAX, and 5,000 nested `sequential`s (130 KB)
+  // overflowed the stack. A real model nests a few levels; two message levels make one layer level.
+  parser.SetRecursionLimit(2 * kMaxSpecNesting);
   parser.RecordErrorsTo(&errors);
   if (tree) parser.WriteLocationsTo(tree);
   if (!parser.ParseFromString(text, &message)) {

@@ -12,6 +12,9 @@
 
 namespace horo::nn {
 
+// The deepest nesting of layers (`sequential` within `sequential` ...) a specification may have.
+inline constexpr int kMaxSpecNesting = 64;
+
 // One layer as the builder saw it, for a model summary (horo-train --summary).
 struct LayerSummary {
   std::string path, type;  // "layer1.0.conv1", "Conv2d"

@@ -215,6 +215,43 @@ TEST(Spec, ErrorsNameTheLineAndTheLayer) {
                            {"d.prototxt:2:", "Dropout", "1.5"});
 }
 
+std::string nested_sequentials(int depth) {
+  std::string text = "input_shape: [4]\nlayers { ";
+  for (int i = 0; i < depth; ++i) text += "sequential { layers { ";
+  text += "relu {} ";
+  for (int i = 0; i < depth; ++i) text += "} } ";
+  return text + "}\nlayers { linear { in: 4 out: 2 } }\n";
+}
+
+// 5,000 nested sequentials (130 KB) overflowed the stack in protobuf's parser: refused with the limit,
+// from a file and from a checkpoint's stored specification alike. The limit itself still builds.
+TEST_F(CheckpointTest, DeeplyNestedSpecificationsAreRefusedWithTheLimit) {
+  EXPECT_NO_THROW(build_model_from_text(nested_sequentials(kMaxSpecNesting - 2), "ok.prototxt"));
+  expect_error<ValueError>([] { build_model_from_text(nested_sequentials(5000), "deep.prototxt"); },
+                           {"deep.prototxt:2:", "nested more than 64 deep"});
+  auto model = make_mlp();
+  const std::string file = path("deep.h5");
+  save_checkpoint(file, *model, nullptr, {.step = 1}, nested_sequentials(5000), "");
+  expect_error<ValueError>([&] { build_model_from_text(read_checkpoint(file).model_spec, file); }, {file.c_str(), "nested more than 64 deep"});
+}
+
+// Registration is linear in the layer count (a duplicate scan made 200,000 layers take over a minute),
+// and duplicates are still refused; a '/' in a name (an HDF5 path separator: the layer trained, then
+// could not be saved) is refused when registered.
+TEST(Spec, ManyLayersBuildAndBadNamesAreRefusedWhenRegistered) {
+  std::string text = "input_shape: [4]\n";
+  for (int i = 0; i < 200000; ++i) text += "layers { relu {} }\n";
+  text += "layers { linear { in: 4 out: 2 } }\n";
+  EXPECT_EQ(build_model_from_text(text, "wide.prototxt").model->children().size(), 200001u);
+  Sequential seq;
+  seq.add("a", std::make_shared<ReLU>());
+  expect_error<ValueError>([&] { seq.add("a", std::make_shared<ReLU>()); }, {"a child named 'a' is already registered"});
+  expect_error<ValueError>([&] { seq.add("a/b", std::make_shared<ReLU>()); }, {"'a/b'", "no '.' or '/'"});
+  expect_error<ValueError>(
+      [] { build_model_from_text("input_shape: [4]\nlayers { name: \"x/y\" relu {} }\nlayers { linear { in: 4 out: 2 } }\n", "n.prototxt"); },
+      {"n.prototxt:2:", "'x/y'", "no '.' or '/'"});
+}
+
 TEST(Spec, ClassCountRewritesTheHead) {
   const auto built = build_model_from_text(with_class_count(builtin_model_text("cnn"), 4, "cnn"), "cnn");
   EXPECT_EQ(built.model->parameter("classifier.4.weight").shape(), (Shape{4, 128}));
