@@ -22,6 +22,8 @@ class TypeError : public Error { using Error::Error; };
 class IOError : public Error { using Error::Error; };
 // A NaN or infinity where a finite number is required (the loss, a layer's output).
 class NumericError : public Error { using Error::Error; };
+// Memory for a tensor could not be had (torch.OutOfMemoryError); the message gives its shape and size.
+class OutOfMemoryError : public Error { using Error::Error; };
 // The backend (CUDA, cuBLAS, MPI, NCCL, HDF5) reported a failure.
 class BackendError : public Error { using Error::Error; };
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 namespace horo::nn {
@@ -31,9 +32,14 @@ std::string format(const Args&... args) {
   return detail::concat(args...);
 }
 
+// The largest kernel, stride, padding or dilation: shape arithmetic on these stays far from overflow.
+constexpr int64_t kMaxExtent = std::numeric_limits<int32_t>::max();
+
 ops::Pool2dParams pool_params(const Pool2dOptions& o, const char* layer) {
   HORO_CHECK(o.kernel > 0 && o.stride >= 0 && o.padding >= 0, ValueError, layer, ": kernel must be positive and ",
              "stride and padding non-negative, got kernel=", o.kernel, " stride=", o.stride, " padding=", o.padding);
+  HORO_CHECK(o.kernel <= kMaxExtent && o.stride <= kMaxExtent, ValueError, layer, ": kernel and stride must be below 2^31, got kernel=",
+             o.kernel, " stride=", o.stride);
   HORO_CHECK(2 * o.padding <= o.kernel, ValueError, layer, ": padding ", o.padding,
              " must be at most half the kernel size ", o.kernel);
   const int64_t stride = o.stride == 0 ? o.kernel : o.stride;
@@ -72,6 +78,10 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
              "Conv2d: in, out and kernel must be positive, got in=", options.in, " out=", options.out, " kernel=", kh,
              "x", kw);
   const ops::Conv2dParams p = params();
+  HORO_CHECK(kh <= kMaxExtent && kw <= kMaxExtent && p.stride_h <= kMaxExtent && p.stride_w <= kMaxExtent && p.pad_h <= kMaxExtent &&
+                 p.pad_w <= kMaxExtent && p.dilation_h <= kMaxExtent, ValueError,
+             "Conv2d: kernel, stride, padding and dilation must be below 2^31, got kernel=", kh, "x", kw, " stride=", p.stride_h,
+             "x", p.stride_w, " padding=", p.pad_h, "x", p.pad_w, " dilation=", options.dilation);
   HORO_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 && p.pad_h >= 0 && p.pad_w >= 0, ValueError,
              "Conv2d: stride and dilation must be positive and padding non-negative, got stride=", p.stride_h, "x",
              p.stride_w, " padding=", p.pad_h, "x", p.pad_w, " dilation=", options.dilation);

@@ -1,3 +1,4 @@
+#include <limits>
 #include <string>
 
 #include "kernels/conv2d.h"
@@ -24,8 +25,15 @@ void check_conv(const Tensor& input, const Tensor& weight, const Conv2dParams& p
              input.size(1), " channels but weight ", weight.describe(), " expects ", weight.size(1));
   HORO_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 && p.dilation_w > 0 && p.pad_h >= 0 &&
                  p.pad_w >= 0, ValueError, "conv2d: stride and dilation must be positive and padding non-negative");
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();  // keeps the shape arithmetic below exact
+  HORO_CHECK(p.stride_h <= kMax && p.stride_w <= kMax && p.dilation_h <= kMax && p.dilation_w <= kMax && p.pad_h <= kMax &&
+                 p.pad_w <= kMax, ValueError, "conv2d: stride, dilation and padding must be below 2^31");
   const auto s = conv_shape(input.shape(), weight.shape(), p);
-  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, "conv2d: input ", input.describe(), " is smaller than the ",
+  // The (dilated) kernel must fit the padded input: (n + 2p - k) / s + 1 truncates toward zero and
+  // would give one output for an input one short of the window (PyTorch refuses it too).
+  const bool fits = s.in_h + 2 * s.pad_h >= s.dilation_h * (s.kernel_h - 1) + 1 &&
+                    s.in_w + 2 * s.pad_w >= s.dilation_w * (s.kernel_w - 1) + 1;
+  HORO_CHECK(fits && s.out_h() > 0 && s.out_w() > 0, ShapeError, "conv2d: input ", input.describe(), " is smaller than the ",
              s.kernel_h, "x", s.kernel_w, " kernel (dilation ", p.dilation_h, ", padding ", p.pad_h, ")");
 }
 
@@ -43,9 +51,13 @@ kernels::Pool2dShape checked_pool_shape(const Shape& shape, const std::string& i
   HORO_CHECK(p.pad_h >= 0 && 2 * p.pad_h <= p.kernel_h && p.pad_w >= 0 && 2 * p.pad_w <= p.kernel_w, ValueError, what,
              ": padding must be at most half the kernel size, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
              p.kernel_h, "x", p.kernel_w);
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  HORO_CHECK(p.kernel_h <= kMax && p.kernel_w <= kMax && p.stride_h <= kMax && p.stride_w <= kMax, ValueError, what,
+             ": kernel and stride must be below 2^31");
   const auto s = pool_shape(shape, p);
-  HORO_CHECK(s.out_h() > 0 && s.out_w() > 0, ShapeError, what, ": input ", input, " is smaller than the ",
-             p.kernel_h, "x", p.kernel_w, " window");
+  const bool fits = s.in_h + 2 * s.pad_h >= s.kernel_h && s.in_w + 2 * s.pad_w >= s.kernel_w;  // as for conv2d
+  HORO_CHECK(fits && s.out_h() > 0 && s.out_w() > 0, ShapeError, what, ": input ", input, " (padded by ", p.pad_h, "x",
+             p.pad_w, ") is smaller than the ", p.kernel_h, "x", p.kernel_w, " window");
   return s;
 }
 

@@ -1,7 +1,9 @@
 #include "tensor/tensor.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <new>
 #include <sstream>
 
 #include "kernels/device.h"
@@ -27,6 +29,20 @@ int64_t shape_numel(const Shape& shape) {
 }
 
 namespace {
+// 512 B, 3.0 KiB, 1.5 GiB.
+std::string bytes_str(size_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 5) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
+  return text;
+}
+
 // A fresh tensor of `shape` on its own storage; the byte count is checked against overflow.
 Tensor allocate(const Shape& shape, DType dtype, Device device, bool pinned) {
   for (int64_t d : shape) HORO_CHECK(d >= 0, ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": negative size");
@@ -34,7 +50,12 @@ Tensor allocate(const Shape& shape, DType dtype, Device device, bool pinned) {
   HORO_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes) &&
                  bytes < (size_t{1} << 48), ShapeError, "cannot create a tensor of shape ", shape_str(shape), ": too large");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(bytes, device, pinned);
+  try {
+    impl->storage = std::make_shared<Storage>(bytes, device, pinned);
+  } catch (const std::bad_alloc&) {  // a bare bad_alloc would not say what was asked for
+    throw OutOfMemoryError(detail::concat("out of memory: cannot allocate ", bytes_str(bytes), " for a ", dtype_name(dtype),
+                                          " tensor of shape ", shape_str(shape), " on ", device.str()));
+  }
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));

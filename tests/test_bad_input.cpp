@@ -38,6 +38,33 @@ TEST(BadInput, InvalidLayerOptionsAreRejectedOnConstruction) {
   expect_error<ValueError>([] { nn::make_model("resnet"); }, {"'resnet'", "cnn", "mlp"});
 }
 
+// (n + 2p - k) / s + 1 truncates toward zero: a window one larger than its padded input gave one
+// output instead of an error. Refused as PyTorch refuses it, for pooling and convolution alike.
+TEST(BadInput, WindowsLargerThanTheirPaddedInputAreRefused) {
+  const Tensor x = random_tensor({1, 1, 3, 3});
+  expect_error<ShapeError>([&] { F::max_pool2d(x, {.kernel_h = 4, .kernel_w = 4, .stride_h = 2, .stride_w = 2}); },
+                           {"max_pool2d", "smaller than the 4x4 window"});
+  expect_error<ShapeError>([&] { F::avg_pool2d(x, {.kernel_h = 5, .kernel_w = 5, .stride_h = 3, .stride_w = 3, .pad_h = 0}); },
+                           {"smaller than the 5x5 window"});
+  expect_error<ShapeError>([&] { F::conv2d(x, random_tensor({2, 1, 4, 4}), Tensor(), {.stride_h = 2, .stride_w = 2}); },
+                           {"conv2d", "smaller than the 4x4 kernel"});
+  expect_error<ShapeError>(
+      [&] { F::conv2d(x, random_tensor({2, 1, 3, 3}), Tensor(), {.stride_h = 2, .stride_w = 2, .dilation_h = 2, .dilation_w = 2}); },
+      {"conv2d", "kernel"});
+  EXPECT_EQ(F::max_pool2d(x, {.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2}).shape(), (Shape{1, 1, 1, 1}));
+  EXPECT_EQ(F::max_pool2d(x, {.kernel_h = 4, .kernel_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}).shape(),
+            (Shape{1, 1, 1, 1}));
+  // Extents whose shape arithmetic would overflow are refused by the layers that hold them.
+  expect_error<ValueError>([] { nn::MaxPool2d({.kernel = int64_t{1} << 62}); }, {"MaxPool2d", "below 2^31"});
+  expect_error<ValueError>([] { nn::Conv2d({.in = 1, .out = 1, .kernel = 3, .padding = int64_t{1} << 62}); }, {"Conv2d", "below 2^31"});
+}
+
+// A tensor too large for memory is an OutOfMemoryError giving its shape and size, not a bare bad_alloc.
+TEST(BadInput, ImpossibleAllocationsSayWhatWasAskedFor) {
+  expect_error<OutOfMemoryError>([] { Tensor::empty({int64_t{1} << 20, int64_t{1} << 20, 16}); },
+                                 {"out of memory", "64.0 TiB", "float32", "[1048576, 1048576, 16]", "cpu"});
+}
+
 TEST(BadInput, LabelOutOfRangeNamesTheLabelAndItsPosition) {
   const Tensor logits = random_tensor({3, 10});
   expect_error<ValueError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{1, 10, 2}, {3})); },
