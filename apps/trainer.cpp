@@ -87,6 +87,10 @@ data::ReaderOptions reader_options(const std::string& path, int64_t batch, uint6
   o.seed = seed;
   o.num_epochs = epochs;
   const data::H5DatasetFile file(path);
+  // Training, validation and evaluation compare against labels (without this check, a file without
+  // them failed later as "use of an undefined tensor").
+  HORO_CHECK(file.schema().has_labels, ValueError, path, ": has no /labels dataset; training and evaluation need ",
+             "one class index per sample (docs/data-format.md)");
   for (double m : file.schema().mean) o.transforms.mean.push_back(static_cast<float>(m));
   for (double s : file.schema().std) o.transforms.std.push_back(static_cast<float>(s));
   return o;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -19,7 +20,16 @@ std::map<std::string, Tensor> read_group(hid_t file, const std::string& name, co
   if (!h5::has_group(file, name)) return out;
   h5::Handle group = h5::open_group(file, name, where);
   for (const auto& tensor : h5::dataset_names(group.get(), where + ":/" + name)) {
-    out.emplace(tensor, h5::read_tensor(group.get(), tensor, where + ":/" + name));
+    Tensor value = h5::read_tensor(group.get(), tensor, where + ":/" + name);
+    // NaN weights evaluated to 10 % accuracy without a word: a non-finite value is never meant.
+    if (value.dtype() == DType::Float32) {
+      const float* v = value.data<float>();
+      for (int64_t i = 0; i < value.numel(); ++i) {
+        HORO_CHECK(std::isfinite(v[i]), NumericError, where, ":/", name, "/", tensor, ": element ", i, " is ", v[i],
+                   "; a checkpoint's tensors must be finite (was it saved from a diverged run?)");
+      }
+    }
+    out.emplace(tensor, std::move(value));
   }
   return out;
 }

@@ -86,6 +86,7 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
              "Conv2d: stride and dilation must be positive and padding non-negative, got stride=", p.stride_h, "x",
              p.stride_w, " padding=", p.pad_h, "x", p.pad_w, " dilation=", options.dilation);
   const Shape shape{options.out, options.in, kh, kw};
+  shape_numel(shape);  // a ShapeError if the weight's size overflows: then fan-in and fan-out below cannot
   const int64_t fan_in = options.in * kh * kw;
   weight = register_parameter("weight", options.init == WeightInit::KaimingNormalFanOut
                                             ? init_kaiming_normal_fan_out(shape, options.out * kh * kw)

@@ -75,10 +75,19 @@ H5O_type_t object_type(hid_t parent, const std::string& name) {
   if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0) return H5O_TYPE_UNKNOWN;
   H5O_info_t info;
 #if H5_VERSION_GE(1, 12, 0)
-  if (H5Oget_info_by_name3(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
+  const herr_t status = H5Oget_info_by_name3(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT);
 #else
-  if (H5Oget_info_by_name2(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
+  const herr_t status = H5Oget_info_by_name2(parent, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT);
 #endif
+  if (status < 0) {
+    // The name is there but not the object: a corrupt file, not an absent field (a damaged /labels
+    // header was once taken for "no labels").
+    char file[1024] = "", group[1024] = "";
+    H5Fget_name(parent, file, sizeof file);
+    H5Iget_name(parent, group, sizeof group);
+    const std::string prefix = std::string(group) == "/" || !*group ? "/" : std::string(group) + "/";
+    throw IOError(detail::concat(file, ":", prefix, name, ": the object exists but its header is unreadable (corrupt file?)"));
+  }
   return info.type;
 }
 }  // namespace

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <limits>
+
 #include <filesystem>
 #include <fstream>
 
@@ -137,6 +139,15 @@ TEST_F(CheckpointTest, CraftedIntegerAttributesAreRefusedByName) {
       EXPECT_NE(what.find(c.expected), std::string::npos) << what;
     }
   }
+}
+
+// NaN weights evaluated to 10 % accuracy with exit code 0: a non-finite tensor is refused by name.
+TEST_F(CheckpointTest, NonFiniteTensorsAreRefusedByName) {
+  auto model = make_mlp();
+  model->parameter("classifier.0.bias").data<float>()[3] = std::numeric_limits<float>::infinity();
+  const std::string file = path("inf.h5");
+  save_checkpoint(file, *model, nullptr, {.step = 1}, builtin_model_text("mlp"), "");
+  expect_error<NumericError>([&] { read_checkpoint(file); }, {file.c_str(), "/parameters/classifier.0.bias", "element 3 is inf"});
 }
 
 TEST_F(CheckpointTest, DirectoryKeepsTheNewestKAndNeverTheJustWrittenOneAway) {

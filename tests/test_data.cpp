@@ -1,7 +1,9 @@
 // The HDF5 pipeline: round trips, sharding, shuffling, resume, transforms and bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <set>
 #include <zlib.h>
@@ -257,6 +259,76 @@ TEST_F(DataTest, BadInputNamesTheFileAndDataset) {
   auto o = plain(good, 8);
   o.world = 4;
   expect_error<ValueError>([&] { Reader r(o); }, {"good.h5", "30 samples", "4 x 8 = 32"});
+}
+
+// Files that open but whose content cannot be meant: each refused, naming the file, object and value.
+TEST_F(DataTest, CraftedDatasetsAreRefusedByName) {
+  const Tensor x = Tensor::zeros({3, 3, 2, 2}, DType::UInt8);
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1, 2}, {3});
+  // Statistics that would blank or poison every pixel, or that do not match the channels.
+  struct Stats {
+    std::vector<double> mean, std;
+    const char* expected;
+  };
+  const Stats stats[] = {{{0.5}, {std::numeric_limits<double>::infinity()}, "attribute 'std' value 0 is inf"},
+                         {{0.1, std::nan(""), 0.1}, {0.2}, "attribute 'mean' value 1 is nan"},
+                         {{0.5}, {0.0}, "expected a finite, positive number"},
+                         {{0.5}, {0.2, 0.2}, "attribute 'std' holds 2 values for 3 channels"}};
+  for (const Stats& c : stats) {
+    WriteOptions o;
+    o.mean = c.mean;
+    o.std = c.std;
+    write_dataset_file(path("stats.h5"), x, y, o);
+    expect_error<IOError>([&] { H5DatasetFile f(path("stats.h5")); }, {"stats.h5", c.expected});
+  }
+  // A label no class range can hold (label + 1 overflowed).
+  write_dataset_file(path("label.h5"), x, Tensor::from_vector(std::vector<int64_t>{0, INT64_MAX, 1}, {3}), {});
+  expect_error<IOError>([&] { H5DatasetFile f(path("label.h5")); }, {"label.h5:/labels", "sample 1", "not a class index"});
+  // Chunks declared but never written read back as zeros: refused. A chunk far larger than the file's
+  // 50 samples is read in blocks of 50 (it was a block of a million samples' memory).
+  auto chunked = [&](const std::string& name, hsize_t count, hsize_t chunk_rows, hsize_t written_rows) {
+    h5::Handle file = h5::create_file(path(name));
+    const hsize_t dims[2] = {count, 4}, max_dims[2] = {H5S_UNLIMITED, 4}, chunk[2] = {chunk_rows, 4};
+    h5::Handle space(H5Screate_simple(2, dims, max_dims), H5Sclose);
+    h5::Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(props.get(), 2, chunk);
+    h5::Handle set(H5Dcreate2(file.get(), "features", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT), H5Dclose);
+    std::vector<float> values(written_rows * 4, 0.5f);
+    const hsize_t start[2] = {0, 0}, rows[2] = {written_rows, 4};
+    h5::Handle file_space(H5Dget_space(set.get()), H5Sclose);
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, rows, nullptr);
+    h5::Handle memory(H5Screate_simple(2, rows, nullptr), H5Sclose);
+    EXPECT_GE(H5Dwrite(set.get(), H5T_NATIVE_FLOAT, memory.get(), file_space.get(), H5P_DEFAULT, values.data()), 0);
+  };
+  chunked("unwritten.h5", 100, 10, 10);
+  expect_error<IOError>([&] { H5DatasetFile f(path("unwritten.h5")); }, {"unwritten.h5:/features", "declares 100 samples", "not all"});
+  chunked("big_chunk.h5", 50, 1000000, 50);
+  EXPECT_EQ(H5DatasetFile(path("big_chunk.h5")).block_samples(), 50);
+  // A NaN in float data: the first bad sample and element are named, by every read.
+  Tensor features = Tensor::zeros({20, 6});
+  features.data<float>()[7 * 6 + 3] = std::nanf("");
+  write_dataset_file(path("nan.h5"), features, Tensor(), {.data_name = "features", .chunk_samples = 8});
+  const H5DatasetFile nan_file(path("nan.h5"));
+  expect_error<NumericError>([&] { nan_file.read_all(); }, {"nan.h5:/features", "sample 7", "element 3", "must be finite"});
+  std::vector<float> block(8 * 6);
+  EXPECT_NO_THROW(nan_file.read_block(1, block.data()));
+  expect_error<NumericError>([&] { nan_file.read_block(0, block.data()); }, {"sample 7"});
+  // An unreadable object header under an existing name is a corrupt file, not "no labels".
+  const std::string good = make_file("header.h5", 10);
+  haddr_t address = 0;
+  {
+    h5::Handle file = h5::open_file(good);
+    H5O_info_t info;
+    ASSERT_GE(H5Oget_info_by_name2(file.get(), "labels", &info, H5O_INFO_BASIC, H5P_DEFAULT), 0);
+    address = info.addr;
+  }
+  {
+    std::fstream f(good, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(address));
+    const std::string junk(64, '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  expect_error<IOError>([&] { H5DatasetFile f(good); }, {"header.h5:/labels", "header is unreadable"});
 }
 
 TEST_F(DataTest, AReaderThreadFailureReachesTheConsumer) {
