@@ -15,6 +15,25 @@ option(HORO_NATIVE "Compile for this machine only (-march=native); the default b
 option(HORO_BUILD_TESTS "Build the GoogleTest suite" ON)
 option(HORO_BUILD_BENCH "Build the benchmarks" ON)
 set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "CUDA architectures to build for")
+# Sanitizer builds (scripts/sanitize.sh): HORO_SANITIZE=address,undefined or thread, for every C and C++
+# file and link; HORO_FUZZ=ON adds libFuzzer's coverage instrumentation and the targets in fuzz/ (clang).
+set(HORO_SANITIZE "" CACHE STRING "Sanitizers to build with: address,undefined or thread (empty: none)")
+option(HORO_FUZZ "Build the libFuzzer targets in fuzz/ (needs clang)" OFF)
+if(HORO_SANITIZE)
+  if(NOT HORO_SANITIZE MATCHES "^(address|undefined|address,undefined|undefined,address|thread)$")
+    message(FATAL_ERROR "HORO_SANITIZE='${HORO_SANITIZE}': expected address,undefined or thread")
+  endif()
+  # No recovery: a UBSan report fails the test that triggered it instead of scrolling past.
+  set(_horo_sanitize_flags -fsanitize=${HORO_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:${_horo_sanitize_flags}>")
+  add_link_options(-fsanitize=${HORO_SANITIZE})
+endif()
+if(HORO_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "HORO_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang")
+  endif()
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link>")
+endif()
 
 # C++ only: nvcc passes host-compiler warnings differently, and CUDA files include CUDA's headers.
 set(HORO_WARNINGS $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor>)

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -59,6 +60,28 @@ std::vector<int64_t> read_header(gzFile file, const std::string& path, int expec
   return dims;
 }
 
+// The header's sizes must fit in what the file can hold before anything is allocated: its size for a
+// plain file, 1032 times it for gzip (deflate's largest ratio). A 16-byte header declaring 2^32
+// images of 2^16 x 2^16 pixels is refused here, not by the allocator.
+void check_declared_size(const std::vector<int64_t>& dims, const std::string& path) {
+  std::error_code error;
+  const uint64_t file_bytes = std::filesystem::file_size(path, error);
+  HORO_CHECK(!error, IOError, path, ": cannot read its size (", error.message(), ")");
+  unsigned char magic[2] = {0, 0};
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    if (std::fread(magic, 1, 2, f) != 2) magic[0] = 0;
+    std::fclose(f);
+  }
+  const bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+  const long double capacity = static_cast<long double>(file_bytes) * (gzip ? 1032.0L : 1.0L);
+  long double declared = 1.0L;
+  for (int64_t d : dims) declared *= static_cast<long double>(d);
+  std::string sizes;
+  for (int64_t d : dims) sizes += (sizes.empty() ? "" : " x ") + std::to_string(d);
+  HORO_CHECK(declared <= capacity, IOError, path, ": its header declares ", sizes, " bytes, more than ",
+             gzip ? "a gzip file of " : "its ", file_bytes, " bytes", gzip ? " can hold" : "", " (corrupt or truncated?)");
+}
+
 std::string find_file(const std::string& dir, const std::string& name) {
   const std::filesystem::path base = std::filesystem::path(dir) / name;
   if (std::filesystem::exists(base)) return base.string();
@@ -73,6 +96,7 @@ std::string find_file(const std::string& dir, const std::string& name) {
 Tensor read_idx_images(const std::string& path) {
   GzFile file = open(path);
   const auto dims = read_header(file.get(), path, 3);
+  check_declared_size(dims, path);
   Tensor images = Tensor::empty({dims[0], 1, dims[1], dims[2]}, DType::UInt8);
   read_exact(file.get(), images.raw_data(), static_cast<size_t>(images.numel()), path, "the images");
   return images;
@@ -81,6 +105,7 @@ Tensor read_idx_images(const std::string& path) {
 Tensor read_idx_labels(const std::string& path) {
   GzFile file = open(path);
   const auto dims = read_header(file.get(), path, 1);
+  check_declared_size(dims, path);
   std::vector<unsigned char> raw(static_cast<size_t>(dims[0]));
   read_exact(file.get(), raw.data(), raw.size(), path, "the labels");
   Tensor labels = Tensor::empty({dims[0]}, DType::Int64);

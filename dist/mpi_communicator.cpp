@@ -13,6 +13,7 @@
 
 #include "dist/communicator.h"
 #include "kernels/device.h"
+#include "kernels/half.h"
 
 namespace horo::dist {
 namespace {
@@ -28,8 +29,9 @@ namespace {
     }                                                                                            \
   } while (0)
 
-using Half = _Float16;
-static_assert(sizeof(Half) == 2);
+using kernels::Half;
+using kernels::to_float;
+using kernels::to_half;
 
 void ensure_mpi_initialised() {
   static std::once_flag once;
@@ -51,10 +53,14 @@ void ensure_mpi_initialised() {
   });
 }
 
+// One element of a ring reduction, in the wire format (fp16 added in float, rounded once).
+float sum(float a, float b) { return a + b; }
+Half sum(Half a, Half b) { return to_half(to_float(a) + to_float(b)); }
+
 void half_sum(void* in, void* inout, int* count, MPI_Datatype*) {
   const Half* a = static_cast<const Half*>(in);
   Half* b = static_cast<Half*>(inout);
-  for (int i = 0; i < *count; ++i) b[i] = static_cast<Half>(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+  for (int i = 0; i < *count; ++i) b[i] = to_half(to_float(a[i]) + to_float(b[i]));
 }
 
 template <typename T> MPI_Datatype mpi_type();
@@ -131,9 +137,9 @@ class MpiCommunicator : public Communicator {
     if (compression == Compression::Fp16) {
       // Averages are scaled before the sum: the sum of size() halves may pass 65,504 where the mean does not.
       half_.resize(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) half_[i] = static_cast<Half>(data[i] * scale);
+      for (int64_t i = 0; i < count; ++i) half_[i] = to_half(data[i] * scale);
       reduce_any(half_.data(), count);
-      for (int64_t i = 0; i < count; ++i) data[i] = static_cast<float>(half_[i]);
+      for (int64_t i = 0; i < count; ++i) data[i] = to_float(half_[i]);
       return;
     }
     reduce_any(data, count);
@@ -244,7 +250,7 @@ class MpiCommunicator : public Communicator {
         wait(&recv_request[c % 2], 1, "ring allreduce (reduce-scatter)");
         const T* in = incoming[c % 2];
         T* out = data + rb;
-        for (int64_t i = 0; i < re - rb; ++i) out[i] = static_cast<T>(out[i] + in[i]);
+        for (int64_t i = 0; i < re - rb; ++i) out[i] = sum(out[i], in[i]);
         wait(&send_request, 1, "ring allreduce (reduce-scatter)");
       }
     }

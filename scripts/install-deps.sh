@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh --peers    also the benchmark peers (libtorch-dev)
 #   scripts/install-deps.sh --cross    also the aarch64 cross tools for the Arm kernel check
 #                                      (g++-aarch64-linux-gnu, qemu-user-static, libhwy-dev:arm64)
+#   scripts/install-deps.sh --sanitizers  also clang with its OpenMP, libFuzzer and llvm-symbolizer
+#                                      (scripts/sanitize.sh)
 set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev procps
   libeigen3-dev libhwy-dev libopenblas-openmp-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler
@@ -15,7 +17,8 @@ for arg in "$@"; do
   case "$arg" in
     --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user-static libhwy-dev:arm64) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --peers or --cross)" >&2; exit 2 ;;
+    --sanitizers) packages+=(clang-14 libomp-14-dev libfuzzer-14-dev llvm-14) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --peers, --cross or --sanitizers)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -1,5 +1,6 @@
 #include "tensor/storage.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -112,7 +113,13 @@ size_t rounded_size(size_t bytes) {
   return rounded == 0 ? kCpuAlignment : rounded;
 }
 
+std::atomic<size_t> g_cpu_in_use{0};
+std::atomic<size_t> g_cpu_limit{0};
+
 }  // namespace
+
+void set_cpu_memory_limit(size_t bytes) { g_cpu_limit = bytes; }
+size_t cpu_memory_in_use() { return g_cpu_in_use; }
 
 CpuAllocatorStats cpu_allocator_stats() { return CpuCache::instance().stats(); }
 void cpu_allocator_release_cache() { CpuCache::instance().release_all(); }
@@ -131,13 +138,27 @@ Storage::Storage(size_t bytes, Device device, bool pinned) : bytes_(bytes), devi
     data_ = kernels::cuda::device_alloc(rounded_size(bytes), device.index);
     return;
   }
-  data_ = CpuCache::instance().allocate(rounded_size(bytes));
+  const size_t size = rounded_size(bytes), limit = g_cpu_limit;
+  const size_t in_use = g_cpu_in_use.fetch_add(size) + size;
+  if (limit && in_use > limit) {
+    g_cpu_in_use -= size;
+    throw std::bad_alloc();  // reported with the tensor's shape by the caller (OutOfMemoryError)
+  }
+  try {
+    data_ = CpuCache::instance().allocate(size);
+  } catch (...) {
+    g_cpu_in_use -= size;
+    throw;
+  }
 }
 
 Storage::~Storage() {
   if (pinned_) kernels::cuda::pinned_free(data_);
   else if (device_.is_cuda()) kernels::cuda::device_free(data_, rounded_size(bytes_), device_.index);
-  else CpuCache::instance().release(data_, rounded_size(bytes_));
+  else {
+    CpuCache::instance().release(data_, rounded_size(bytes_));
+    g_cpu_in_use -= rounded_size(bytes_);
+  }
 }
 
 }  // namespace horo

@@ -22,6 +22,12 @@ struct CpuAllocatorStats {
 CpuAllocatorStats cpu_allocator_stats();
 // Returns every cached block to the system.
 void cpu_allocator_release_cache();
+// A cap on the host memory tensors may hold at once (0, the default: none). An allocation past it
+// is an OutOfMemoryError, as a real exhaustion is: for services and fuzzing, where a crafted model
+// specification must not take the machine's memory.
+void set_cpu_memory_limit(size_t bytes);
+// Bytes that CPU tensors hold now.
+size_t cpu_memory_in_use();
 
 class Storage {
  public:

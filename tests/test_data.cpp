@@ -307,7 +307,10 @@ TEST_F(DataTest, CraftedDatasetsAreRefusedByName) {
   // A NaN in float data: the first bad sample and element are named, by every read.
   Tensor features = Tensor::zeros({20, 6});
   features.data<float>()[7 * 6 + 3] = std::nanf("");
-  write_dataset_file(path("nan.h5"), features, Tensor(), {.data_name = "features", .chunk_samples = 8});
+  WriteOptions as_features;
+  as_features.data_name = "features";
+  as_features.chunk_samples = 8;
+  write_dataset_file(path("nan.h5"), features, Tensor(), as_features);
   const H5DatasetFile nan_file(path("nan.h5"));
   expect_error<NumericError>([&] { nan_file.read_all(); }, {"nan.h5:/features", "sample 7", "element 3", "must be finite"});
   std::vector<float> block(8 * 6);

@@ -1,12 +1,18 @@
 // Every CPU kernel against its naive reference in kernels/ref, on random shapes with odd sizes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
 #include "kernels/activation.h"
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/dropout.h"
 #include "kernels/gemm.h"
+#include "kernels/half.h"
 #include "kernels/parallel.h"
 #include "kernels/philox.h"
 #include "kernels/pool2d.h"
@@ -317,6 +323,41 @@ TEST(Philox, StreamIsAPureFunctionOfSeedAndIndex) {
   double mean = 0.0;
   for (uint64_t i = 0; i < 40000; ++i) mean += Philox4x32::uniform(11, i);
   EXPECT_NEAR(mean / 40000, 0.5, 0.01);
+}
+
+// The fp16 wire format: every half converts exactly to float and back; floats round to nearest even,
+// overflow to infinity past 65520, and reach the subnormals; where the compiler has _Float16 (GCC on
+// x86-64), a million random floats convert as its hardware-defined cast does.
+TEST(Half, ConversionsAreIeeeRoundToNearestEven) {
+  for (uint32_t bits = 0; bits < 65536; ++bits) {
+    const float value = to_float(Half{static_cast<uint16_t>(bits)});
+    if (std::isnan(value)) continue;
+    EXPECT_EQ(to_half(value).bits, bits) << bits;
+  }
+  EXPECT_EQ(to_half(1.0f).bits, 0x3c00);
+  EXPECT_EQ(to_half(-2.0f).bits, 0xc000);
+  EXPECT_EQ(to_half(65504.0f).bits, 0x7bff);
+  EXPECT_EQ(to_half(65519.0f).bits, 0x7bff);
+  EXPECT_EQ(to_half(65520.0f).bits, 0x7c00);  // halfway to the next step rounds to even: infinity
+  EXPECT_EQ(to_half(1.0f + 1.0f / 2048).bits, 0x3c00);  // halfway between 1 and 1 + 2^-10: even (down)
+  EXPECT_EQ(to_half(1.0f + 3.0f / 2048).bits, 0x3c02);  // halfway, odd below: up
+  EXPECT_EQ(to_half(5.960464477539063e-08f).bits, 0x0001);  // 2^-24, the smallest subnormal
+  EXPECT_EQ(to_half(2.0e-8f).bits, 0x0000);
+  EXPECT_TRUE(std::isnan(to_float(to_half(std::nanf("")))));
+  EXPECT_EQ(to_float(to_half(-std::numeric_limits<float>::infinity())), -std::numeric_limits<float>::infinity());
+#if defined(__FLT16_MAX__) && !defined(__clang__)
+  std::mt19937 generator(12345);
+  for (int i = 0; i < 1000000; ++i) {
+    const uint32_t bits = generator();
+    float value;
+    std::memcpy(&value, &bits, 4);
+    if (std::isnan(value)) continue;
+    const _Float16 reference = static_cast<_Float16>(value);
+    uint16_t expected;
+    std::memcpy(&expected, &reference, 2);
+    ASSERT_EQ(to_half(value).bits, expected) << value;
+  }
+#endif
 }
 
 }  // namespace
