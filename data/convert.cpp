@@ -93,7 +93,10 @@ CsvTable read_csv(const std::string& path, const std::string& label_column) {
       double v = 0;
       HORO_CHECK(parse_number(cells[c], v), IOError, path, ":", row, ": column '", header[c], "' is not numeric: '",
                  cells[c], "'");
-      features.push_back(static_cast<float>(v));
+      const float value = static_cast<float>(std::clamp(v, -1e39, 1e39));  // past float's range: infinity, refused below
+      HORO_CHECK(std::isfinite(value), IOError, path, ":", row, ": column '", header[c], "' holds '", cells[c],
+                 "', which is not a finite float32 (missing values must be filled in before conversion)");
+      features.push_back(value);
     }
   }
   const int64_t n = static_cast<int64_t>(raw_labels.size()), f = static_cast<int64_t>(table.feature_names.size());
@@ -103,8 +106,9 @@ CsvTable read_csv(const std::string& path, const std::string& label_column) {
   bool integral = true;
   for (size_t i = 0; i < raw_labels.size() && integral; ++i) {
     double v = 0;
-    integral = parse_number(raw_labels[i], v) && v == std::floor(v) && v >= 0;
-    labels[i] = static_cast<int64_t>(v);
+    // Class indices: whole, non-negative and below 2^31 (anything else is a name, mapped below).
+    integral = parse_number(raw_labels[i], v) && v == std::floor(v) && v >= 0 && v < 2147483648.0;
+    labels[i] = integral ? static_cast<int64_t>(v) : 0;
   }
   if (!integral) {
     std::map<std::string, int64_t> index;

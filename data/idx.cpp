@@ -73,13 +73,22 @@ void check_declared_size(const std::vector<int64_t>& dims, const std::string& pa
     std::fclose(f);
   }
   const bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
-  const long double capacity = static_cast<long double>(file_bytes) * (gzip ? 1032.0L : 1.0L);
+  const uint64_t header = 4 + 4 * dims.size();
   long double declared = 1.0L;
-  for (int64_t d : dims) declared *= static_cast<long double>(d);
   std::string sizes;
-  for (int64_t d : dims) sizes += (sizes.empty() ? "" : " x ") + std::to_string(d);
-  HORO_CHECK(declared <= capacity, IOError, path, ": its header declares ", sizes, " bytes, more than ",
-             gzip ? "a gzip file of " : "its ", file_bytes, " bytes", gzip ? " can hold" : "", " (corrupt or truncated?)");
+  for (int64_t d : dims) {
+    declared *= static_cast<long double>(d);
+    sizes += (sizes.empty() ? "" : " x ") + std::to_string(d);
+  }
+  if (gzip) {
+    HORO_CHECK(declared <= static_cast<long double>(file_bytes) * 1032.0L, IOError, path, ": its header declares ", sizes,
+               " bytes, more than a gzip file of ", file_bytes, " bytes can hold (corrupt?)");
+  } else {
+    HORO_CHECK(declared <= static_cast<long double>(file_bytes - std::min(file_bytes, header)), IOError, path,
+               ": truncated: its header declares ", sizes, ", expected ",
+               declared < 1e18L ? std::to_string(static_cast<unsigned long long>(declared)) : std::string("over 10^18"),
+               " bytes of data, found ", file_bytes - std::min(file_bytes, header));
+  }
 }
 
 std::string find_file(const std::string& dir, const std::string& name) {

@@ -29,8 +29,15 @@ case "$mode" in
     cmake -S . -B build-asan "${common[@]}" -DHORO_SANITIZE=address,undefined -DHORO_FUZZ=ON >/dev/null
     cmake --build build-asan -j "$jobs"
     cd build-asan
-    # The aarch64 check cross-compiles without sanitizers and is run by the main suite.
-    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration|mpi" -LE cross -j "$jobs"
+    # Everything but: the aarch64 check (cross-compiled without sanitizers, run by the main suite), and
+    # the three `accuracy` runs, which train for thousands of steps through the paths the shorter
+    # integration tests (cli, resnet_cli, image_folder_cli, e2e, fault_injection) already take
+    # (under ASan they alone would take 16 minutes of the budget).
+    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|mpi" -j "$jobs"
+    # Under mpirun, without leak checking: Open MPI loads its components with dlopen and unloads them at
+    # MPI_Finalize, so what they keep for the process's life is reported from "<unknown module>",
+    # which no suppression can name. Addresses and undefined behaviour are checked as everywhere.
+    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --timeout 1500 -L mpi -LE "cross|accuracy" -j "$jobs"
     ;;
   tsan)
     cmake -S . -B build-tsan "${common[@]}" -DHORO_SANITIZE=thread >/dev/null
@@ -43,7 +50,7 @@ case "$mode" in
     bin/test_data --gtest_brief=1
     bin/test_images --gtest_brief=1
     bin/test_dist --gtest_brief=1
-    mpirun --oversubscribe --allow-run-as-root -np 2 bin/test_dist --gtest_brief=1
+    mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np 2 bin/test_dist --gtest_brief=1
     ;;
   fuzz)
     seconds=${2:-60}

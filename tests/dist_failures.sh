@@ -25,24 +25,30 @@ grep -q "ranks that never reached it: 1" "$work/stall.txt" || fail "stall: missi
 grep -q "probe.weight" "$work/stall.txt" || fail "stall: tensor not named"
 [ $code -ne 0 ] && [ $code -ne 124 ] && [ $elapsed -lt 60 ] || fail "stall: exit code $code after ${elapsed}s"
 
-# 3. A rank killed mid-training: the job ends non-zero, well within the watchdog's timeout.
-HORO_STALL_TIMEOUT=30 timeout 120 "${run[@]}" -np 2 "$bin/horo-train" --model cnn --epochs 500 --train-images 2000 \
-  --test-images 200 >"$work/kill.txt" 2>&1 &
-launcher=$!
-victim=""
-for _ in $(seq 100); do
-  for pid in $(pgrep -f "$bin/horo-train"); do
-    tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$pid
+# 3. A rank SIGKILLed at a random moment of training (three rounds, each killing a random rank): the
+#    job ends non-zero well within the watchdog's timeout, and the launcher names the dead rank.
+for round in 1 2 3; do
+  target=$((RANDOM % 2))
+  HORO_STALL_TIMEOUT=30 timeout 120 "${run[@]}" -np 2 "$bin/horo-train" --model cnn --epochs 500 --train-images 2000 \
+    --test-images 200 --log-dir "" >"$work/kill$round.txt" 2>&1 &
+  launcher=$!
+  victim=""
+  for _ in $(seq 300); do
+    for pid in $(pgrep -f "$bin/horo-train"); do
+      tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$target" && victim=$pid
+    done
+    [ -n "$victim" ] && grep -q "^epoch 1/" "$work/kill$round.txt" && break
+    sleep 0.1
   done
-  [ -n "$victim" ] && grep -q "^epoch 1/" "$work/kill.txt" && break
-  sleep 0.2
+  [ -n "$victim" ] || fail "kill: rank $target never started"
+  sleep "0.$((RANDOM % 10))"  # somewhere in a later epoch: forward, backward, allreduce or evaluation
+  start=$(date +%s)
+  kill -9 "$victim"
+  wait $launcher
+  code=$?
+  elapsed=$(( $(date +%s) - start ))
+  [ $code -ne 0 ] && [ $code -ne 124 ] && [ $elapsed -lt 45 ] || fail "kill: exit code $code after ${elapsed}s"
+  grep -q "process rank $target .*exited on signal 9" "$work/kill$round.txt" || { cat "$work/kill$round.txt"; fail "kill: rank $target not named"; }
+  echo "killed rank $target (round $round): the job ended with code $code after ${elapsed}s, naming it: $(grep -o "process rank $target .*signal 9[^.]*" "$work/kill$round.txt")"
 done
-[ -n "$victim" ] || fail "kill: rank 1 never started"
-start=$(date +%s)
-kill -9 "$victim"
-wait $launcher
-code=$?
-elapsed=$(( $(date +%s) - start ))
-[ $code -ne 0 ] && [ $code -ne 124 ] && [ $elapsed -lt 45 ] || fail "kill: exit code $code after ${elapsed}s"
-echo "killed rank 1: the job ended with code $code after ${elapsed}s"
 echo "distributed failure handling: ok"

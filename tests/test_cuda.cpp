@@ -174,7 +174,7 @@ TEST(CudaParity, AdaptivePoolingCatAndAddRelu) {
   SKIP_WITHOUT_GPU();
   const Shape shape{random_int(1, 7), random_int(1, 9), random_int(3, 27), random_int(3, 25)};
   for (auto [oh, ow] : {std::pair<int64_t, int64_t>{1, 1}, {3, 2}, {shape[2] + 1, 5}}) {
-    expect_parity([oh, ow](const std::vector<Tensor>& v) { return F::adaptive_avg_pool2d(v[0], oh, ow); }, {random_tensor(shape)});
+    expect_parity([oh = oh, ow = ow](const std::vector<Tensor>& v) { return F::adaptive_avg_pool2d(v[0], oh, ow); }, {random_tensor(shape)});
   }
   for (int64_t dim : {0, 1, 3}) {
     Shape other = shape;

@@ -392,6 +392,21 @@ TEST_F(DataTest, CsvConversionKeepsHeaderNamesAndMapsStringLabels) {
     f << "a,label\n1,0\nx,1\n";
   }
   expect_error<IOError>([&] { read_csv(path("bad.csv"), "label"); }, {"bad.csv:3", "column 'a'", "'x'"});
+  // Missing or out-of-range values were read as NaN and infinity; a huge numeric label was cast to
+  // int64 (undefined behaviour): the first two are refused by row and column, the label is a name.
+  for (const char* value : {"nan", "inf", "-1e300"}) {
+    {
+      std::ofstream f(path("nonfinite.csv"));
+      f << "a,b,label\n1,2,0\n3," << value << ",1\n";
+    }
+    expect_error<IOError>([&] { read_csv(path("nonfinite.csv"), "label"); }, {"nonfinite.csv:3", "column 'b'", value, "not a finite"});
+  }
+  {
+    std::ofstream f(path("huge_label.csv"));
+    f << "a,label\n1,1e300\n2,3\n";
+  }
+  const auto table = read_csv(path("huge_label.csv"), "label");
+  EXPECT_EQ(table.class_names, (std::vector<std::string>{"1e300", "3"}));
 }
 
 TEST_F(DataTest, SynthIsSeededAndBalanced) {
