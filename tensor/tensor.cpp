@@ -89,7 +89,7 @@ Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape)
   HORO_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), ShapeError, "from_vector: ", values.size(),
              " values cannot fill shape ", shape_str(shape), " (", shape_numel(shape), " elements)");
   Tensor t = empty(shape);
-  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));  // data() may be null
   return t;
 }
 
@@ -97,7 +97,7 @@ Tensor Tensor::from_vector(const std::vector<int64_t>& values, const Shape& shap
   HORO_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), ShapeError, "from_vector: ", values.size(),
              " values cannot fill shape ", shape_str(shape), " (", shape_numel(shape), " elements)");
   Tensor t = empty(shape, DType::Int64);
-  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(int64_t));
+  if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(int64_t));  // data() may be null
   return t;
 }
 
