@@ -125,6 +125,16 @@ int main(int argc, char** argv) {
     horo::manual_seed(f.config.seed);
     built = horo::nn::build_model_from_text(spec_text, spec_source);
     auto model = built.model;
+    // Every label must be one of the model's outputs: said now, naming the file, rather than as a
+    // cross-entropy error at the first batch that holds one.
+    const int64_t outputs = built.output_shape.empty() ? 0 : built.output_shape.back();
+    for (const std::string& file : {f.train_file, f.val_file}) {
+      if (file.empty() || f.summary) continue;
+      const int64_t named = horo::data::H5DatasetFile(file).schema().num_classes;
+      HORO_CHECK(named <= outputs, horo::ValueError, file, ": its labels go up to class ", named - 1, " but the model (",
+                 spec_source, ") has ", outputs, " outputs",
+                 f.num_classes > 0 ? " (--num-classes " + std::to_string(f.num_classes) + ")" : std::string());
+    }
     if (f.summary) {
       if (leader) std::printf("%s", horo::nn::summary_table(built).c_str());
       return 0;

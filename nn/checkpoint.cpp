@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -34,10 +36,69 @@ std::map<std::string, Tensor> read_group(hid_t file, const std::string& name, co
   return out;
 }
 
+// A checkpoint's first 512 bytes (an HDF5 user block, which HDF5 and h5py skip) hold a CRC-32 of the
+// rest: a file damaged after it was written (a bad copy, a disk error) is refused before libhdf5
+// parses it, which matters because libhdf5 1.10 can loop forever on some corrupt heaps.
+constexpr size_t kUserBlock = 512;
+constexpr char kChecksumTag[] = "HORO-CHECKPOINT-CRC32 ";
+
+std::string hex32(uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%08x", value);
+  return text;
+}
+
+// CRC-32 and length of the file's bytes from `offset` to its end.
+std::pair<uint32_t, uint64_t> crc_from(std::FILE* f, uint64_t offset, const std::string& path) {
+  HORO_CHECK(std::fseek(f, static_cast<long>(offset), SEEK_SET) == 0, IOError, path, ": cannot seek (", std::strerror(errno), ")");
+  std::vector<unsigned char> buffer(size_t{1} << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  uint64_t length = 0;
+  while (const size_t got = std::fread(buffer.data(), 1, buffer.size(), f)) {
+    crc = crc32(crc, buffer.data(), static_cast<uInt>(got));
+    length += got;
+  }
+  HORO_CHECK(!std::ferror(f), IOError, path, ": read error (", std::strerror(errno), ")");
+  return {static_cast<uint32_t>(crc), length};
+}
+
+void write_checksum(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  HORO_CHECK(f, IOError, path, ": cannot reopen the checkpoint just written (", std::strerror(errno), ")");
+  const auto [crc, length] = crc_from(f, kUserBlock, path);
+  char header[kUserBlock] = {};
+  std::snprintf(header, sizeof header, "%s%08x %llu\n", kChecksumTag, crc, static_cast<unsigned long long>(length));
+  const bool written = std::fseek(f, 0, SEEK_SET) == 0 && std::fwrite(header, 1, sizeof header, f) == sizeof header;
+  const bool closed = std::fclose(f) == 0;
+  HORO_CHECK(written && closed, IOError, path, ": writing the checksum failed (disk full?)");
+}
+
+// Checkpoints written with a checksum are verified; older ones (no tag) are read as they are.
+void verify_checksum(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return;  // h5::open_file reports a missing or unreadable file
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  char header[kUserBlock + 1] = {};
+  if (std::fread(header, 1, kUserBlock, f) != kUserBlock) return;
+  if (std::strncmp(header, kChecksumTag, sizeof kChecksumTag - 1) != 0) return;
+  unsigned int expected_crc = 0;
+  unsigned long long expected_length = 0;
+  HORO_CHECK(std::sscanf(header + sizeof kChecksumTag - 1, "%8x %llu", &expected_crc, &expected_length) == 2, IOError, path,
+             ": corrupt checkpoint (its checksum record is unreadable)");
+  const auto [crc, length] = crc_from(f, kUserBlock, path);
+  HORO_CHECK(length == expected_length, IOError, path, ": truncated or extended checkpoint: ", length + kUserBlock,
+             " bytes, written as ", expected_length + kUserBlock);
+  HORO_CHECK(crc == expected_crc, IOError, path, ": corrupt checkpoint: its CRC-32 is ", hex32(crc), ", written as ",
+             hex32(expected_crc), " (damaged after it was written; use an earlier checkpoint)");
+}
+
 // The checkpoint's content, written to `temporary` (renamed into place by the caller).
 void write_checkpoint_file(const std::string& temporary, const Module& model, const optim::Optimizer* optimizer,
                            const TrainingState& state, const std::string& model_spec, const std::string& train_config) {
-  h5::Handle file = h5::create_file(temporary);
+  h5::Handle file = h5::create_file(temporary, kUserBlock);
   const hid_t f = file.get();
   h5::write_int(f, "format_version", kCheckpointFormatVersion, temporary);
   h5::write_string(f, "model_spec", model_spec, temporary);
@@ -90,6 +151,7 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
     throw IOError(detail::concat(e.what(), "; ", space.available / (1 << 20), " MiB free on its filesystem; ",
                                  "the earlier checkpoints are untouched"));
   }
+  write_checksum(temporary);
   // On disk before the rename, so that a crash never leaves a checkpoint name on a partial file (some
   // filesystems report a full disk only here).
   const int fd = ::open(temporary.c_str(), O_RDONLY);
@@ -108,6 +170,7 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
 Checkpoint read_checkpoint(const std::string& path) {
   Checkpoint c;
   c.path = path;
+  verify_checksum(path);
   h5::Handle file = h5::open_file(path);
   const hid_t f = file.get();
   HORO_CHECK(h5::has_attribute(f, "format_version"), IOError, path, ": not a horo checkpoint (no format_version attribute)");

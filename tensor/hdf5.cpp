@@ -60,10 +60,12 @@ Handle open_file(const std::string& path, bool writable) {
   return Handle(id, H5Fclose);
 }
 
-Handle create_file(const std::string& path) {
+Handle create_file(const std::string& path, size_t user_block) {
   quiet_this_thread();
   std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
-  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  Handle creation(check_id(H5Pcreate(H5P_FILE_CREATE), path, "creating file properties"), H5Pclose);
+  if (user_block) check(H5Pset_userblock(creation.get(), user_block), path, "reserving the user block");
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, creation.get(), H5P_DEFAULT);
   HORO_CHECK(id >= 0, IOError, path, ": cannot create the HDF5 file (directory missing or not writable?)");
   return Handle(id, H5Fclose);
 }

@@ -50,7 +50,8 @@ void check(herr_t status, const std::string& where, const char* what);
 hid_t check_id(hid_t id, const std::string& where, const char* what);
 
 Handle open_file(const std::string& path, bool writable = false);
-Handle create_file(const std::string& path);
+// user_block: bytes reserved at the file's start for the caller (0, or a power of two >= 512).
+Handle create_file(const std::string& path, size_t user_block = 0);
 bool has_dataset(hid_t file, const std::string& name);
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where);
 

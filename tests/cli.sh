@@ -35,6 +35,8 @@ check_error "bad.prototxt:3" "$bin/horo-train" --model bad.prototxt --max-steps 
 # Train, checkpoint, evaluate.
 "$bin/horo-data" synth -o train.h5 --count 1280 --seed 1 >/dev/null
 "$bin/horo-data" synth -o test.h5 --count 300 --seed 2 >/dev/null
+check_error "train.h5: its labels go up to class 2 but the model (cnn) has 2 outputs" \
+  "$bin/horo-train" --train train.h5 --num-classes 2 --max-steps 1 --log-dir ""
 "$bin/horo-train" --model cnn --epochs 2 --train train.h5 --val test.h5 --checkpoint-dir ck --log-dir logs >train.txt ||
   fail "horo-train failed"
 [ -f logs/report.html ] && [ -f logs/metrics.jsonl ] && grep -q "^epoch," logs/metrics.csv || fail "logs missing"
