@@ -345,7 +345,7 @@ TEST(Half, ConversionsAreIeeeRoundToNearestEven) {
   EXPECT_EQ(to_half(2.0e-8f).bits, 0x0000);
   EXPECT_TRUE(std::isnan(to_float(to_half(std::nanf("")))));
   EXPECT_EQ(to_float(to_half(-std::numeric_limits<float>::infinity())), -std::numeric_limits<float>::infinity());
-#if defined(__FLT16_MAX__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__FLT16_MAX__) && !defined(__clang__)  // GCC on x86-64 has _Float16 in C++
   std::mt19937 generator(12345);
   for (int i = 0; i < 1000000; ++i) {
     const uint32_t bits = generator();
