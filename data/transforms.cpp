@@ -34,7 +34,9 @@ void check_transforms(const TransformOptions& o, const Shape& sample_shape, cons
   const int64_t channels = image ? sample_shape[0] : 1;
   HORO_CHECK(o.mean.empty() || o.mean.size() == 1 || static_cast<int64_t>(o.mean.size()) == channels, ValueError, where,
              ": expected 1 or ", channels, " mean/std values (one per channel), got ", o.mean.size());
-  for (float s : o.std) HORO_CHECK(s > 0.0f, ValueError, where, ": std values must be positive, got ", s);
+  // A std of +Inf normalises every pixel to 0, a NaN mean every pixel to NaN: never meant.
+  for (float s : o.std) HORO_CHECK(s > 0.0f && std::isfinite(s), ValueError, where, ": std values must be positive and finite, got ", s);
+  for (float m : o.mean) HORO_CHECK(std::isfinite(m), ValueError, where, ": mean values must be finite, got ", m);
 }
 
 TransformOptions evaluation_transforms(const TransformOptions& training) {

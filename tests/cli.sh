@@ -37,6 +37,10 @@ check_error "bad.prototxt:3" "$bin/horo-train" --model bad.prototxt --max-steps 
 "$bin/horo-data" synth -o test.h5 --count 300 --seed 2 >/dev/null
 check_error "train.h5: its labels go up to class 2 but the model (cnn) has 2 outputs" \
   "$bin/horo-train" --train train.h5 --num-classes 2 --max-steps 1 --log-dir ""
+if /usr/bin/python3 -c "import h5py, numpy
+with h5py.File('nolabels.h5', 'w') as f: f['images'] = numpy.zeros((8, 1, 28, 28), numpy.uint8)" 2>/dev/null; then
+  check_error "nolabels.h5: has no /labels dataset" "$bin/horo-train" --train nolabels.h5 --max-steps 1 --log-dir ""
+fi
 "$bin/horo-train" --model cnn --epochs 2 --train train.h5 --val test.h5 --checkpoint-dir ck --log-dir logs >train.txt ||
   fail "horo-train failed"
 [ -f logs/report.html ] && [ -f logs/metrics.jsonl ] && grep -q "^epoch," logs/metrics.csv || fail "logs missing"

@@ -334,6 +334,22 @@ TEST_F(DataTest, CraftedDatasetsAreRefusedByName) {
   expect_error<IOError>([&] { H5DatasetFile f(good); }, {"header.h5:/labels", "header is unreadable"});
 }
 
+// Normalisation given on the command line or in a configuration, checked as the file's are.
+TEST(Transforms, NonFiniteNormalisationIsRefused) {
+  const Shape sample{3, 8, 8};
+  auto with = [](std::vector<float> mean, std::vector<float> std) {
+    TransformOptions o;
+    o.mean = std::move(mean);
+    o.std = std::move(std);
+    return o;
+  };
+  EXPECT_NO_THROW(check_transforms(with({0.5f}, {0.25f}), sample, "run.prototxt"));
+  expect_error<ValueError>([&] { check_transforms(with({0.5f}, {std::numeric_limits<float>::infinity()}), sample, "run.prototxt"); },
+                           {"run.prototxt", "std values must be positive and finite", "inf"});
+  expect_error<ValueError>([&] { check_transforms(with({0.1f, std::nanf(""), 0.1f}, {1, 1, 1}), sample, "run.prototxt"); },
+                           {"mean values must be finite", "nan"});
+}
+
 TEST_F(DataTest, AReaderThreadFailureReachesTheConsumer) {
   // Corrupt the compressed image chunks (written before the labels), so opening succeeds and the
   // I/O thread's first read fails.
