@@ -47,14 +47,17 @@ void write_chunked(FuzzedDataProvider& in, hid_t file, const char* name, hid_t t
 }
 
 void write_encoded(FuzzedDataProvider& in, hid_t file, hsize_t count) {
-  const hid_t type = H5Tvlen_create(in.ConsumeIntegralInRange(0, 7) ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT16);
+  // Mostly bytes; sometimes 16-bit elements, which horo must refuse (a vlen length counts elements).
+  const bool bytes = in.ConsumeIntegralInRange(0, 7) != 0;
+  const hid_t type = H5Tvlen_create(bytes ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT16);
+  const size_t element = bytes ? 1 : 2;
   const hid_t space = H5Screate_simple(1, &count, nullptr);
   const hid_t set = H5Dcreate2(file, "encoded_images", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   std::vector<std::vector<uint8_t>> images(count);
   std::vector<hvl_t> values(count);
   for (hsize_t i = 0; i < count; ++i) {
     images[i] = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 2048));
-    values[i] = {images[i].size(), images[i].data()};
+    values[i] = {images[i].size() / element, images[i].data()};
   }
   if (set >= 0) {
     H5Dwrite(set, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());

@@ -4,7 +4,7 @@
 #                                     build-asan/; runs the unit, gradcheck, integration and mpi labels
 #   scripts/sanitize.sh tsan          clang build with ThreadSanitizer in build-tsan/ (the libraries and the
 #                                     reader's and reducer's tests only); runs them
-#   scripts/sanitize.sh fuzz [SECS]   every libFuzzer target in build-asan/ for SECS seconds each (60), from
+#   scripts/sanitize.sh fuzz [SECS]   every libFuzzer target in build-asan/ for SECS seconds each (45), from
 #                                     its seed corpus in fuzz/corpus/; a finding fails the job and is kept
 #                                     in build-asan/fuzz-findings/ (docs/fuzzing.md)
 # Reports are fatal (no recovery); suppressions live in tests/sanitizers/ with the reason for each.
@@ -30,9 +30,10 @@ case "$mode" in
     cmake --build build-asan -j "$jobs"
     cd build-asan
     # Everything but: the aarch64 check (cross-compiled without sanitizers, run by the main suite), and
-    # the three `accuracy` runs, which train for thousands of steps through the paths the shorter
-    # integration tests (cli, resnet_cli, image_folder_cli, e2e, fault_injection) already take
-    # (under ASan they alone would take 16 minutes of the budget).
+    # the `accuracy` runs (W1 twice, ResNet-20, the image-folder pipeline alone and under mpirun),
+    # which train for hundreds to thousands of steps to an accuracy bar through the paths that the
+    # shorter integration tests (cli, resnet_cli, e2e, fault_injection), test_images and image_fuzzer
+    # take; under ASan they alone would take over 20 minutes of CI's budget.
     ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|mpi" -j "$jobs"
     # Under mpirun, without leak checking: Open MPI loads its components with dlopen and unloads them at
     # MPI_Finalize, so what they keep for the process's life is reported from "<unknown module>",
@@ -53,7 +54,7 @@ case "$mode" in
     mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np 2 bin/test_dist --gtest_brief=1
     ;;
   fuzz)
-    seconds=${2:-60}
+    seconds=${2:-45}
     [ -x build-asan/bin/spec_fuzzer ] || { echo "sanitize.sh fuzz: build the targets first (scripts/sanitize.sh asan)" >&2; exit 2; }
     findings=build-asan/fuzz-findings
     rm -rf "$findings" && mkdir -p "$findings"
