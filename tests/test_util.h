@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -15,10 +16,19 @@
 
 namespace horo::testing {
 
-// A generator seeded from the test's own name and a per-run random device, so inputs are fresh on
-// every run; the seed is printed on failure through SCOPED_TRACE in the callers.
+// The process's input seed: fresh on every run (a random device), or HORO_TEST_SEED to replay one.
+// Callers print it on failure through SCOPED_TRACE(seed_trace()).
+inline uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* given = std::getenv("HORO_TEST_SEED");
+    return given && *given ? std::strtoull(given, nullptr, 10) : static_cast<uint64_t>(std::random_device{}());
+  }();
+  return seed;
+}
+inline std::string seed_trace() { return "inputs from HORO_TEST_SEED=" + std::to_string(test_seed()); }
+
 inline std::mt19937_64& rng() {
-  static std::mt19937_64 engine{std::random_device{}()};
+  static std::mt19937_64 engine{test_seed()};
   return engine;
 }
 
