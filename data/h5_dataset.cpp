@@ -100,6 +100,8 @@ H5DatasetFile::H5DatasetFile(const std::string& path) {
                shape_str(shape));
     schema_.count = shape[0];
     schema_.sample_shape.assign(shape.begin() + 1, shape.end());
+    HORO_CHECK(shape_numel(schema_.sample_shape) > 0, IOError, where, ": samples of shape ", shape_str(schema_.sample_shape),
+               " hold no values");
     std::lock_guard<std::recursive_mutex> lock(h5::hdf5_lock());
     h5::Handle props(h5::check_id(H5Dget_create_plist(data_.get()), where, "reading the layout"), H5Pclose);
     if (H5Pget_layout(props.get()) == H5D_CHUNKED) {
