@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<horo::apps::BatchSource> train_batches;
     horo::data::ImageDataset test_set;
     horo::Shape sample{1, 28, 28};  // Fashion-MNIST's IDX files
-    int64_t data_classes = 10, train_count = 0;
+    int64_t data_classes = 10, train_count = 0, train_label_classes = 0;
     const int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
     if (!f.train_file.empty()) {
       // The model sees samples as the transforms make them (a crop may change the stored size).
@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
       horo::data::check_transforms(transforms, file.schema().sample_shape, f.train_file);
       sample = horo::data::transformed_shape(transforms, file.schema().sample_shape, f.train_file);
       if (file.schema().num_classes > 0) data_classes = file.schema().num_classes;
+      train_label_classes = file.schema().num_classes;
     }
 
     // The model: from the checkpoint when resuming, else the named or given specification.
@@ -125,16 +126,15 @@ int main(int argc, char** argv) {
     horo::manual_seed(f.config.seed);
     built = horo::nn::build_model_from_text(spec_text, spec_source);
     auto model = built.model;
-    // Every label must be one of the model's outputs: said now, naming the file, rather than as a
-    // cross-entropy error at the first batch that holds one.
+    // Every label must be one of the model's outputs: said before training, naming the file, rather
+    // than as a cross-entropy error at the first batch that holds one.
     const int64_t outputs = built.output_shape.empty() ? 0 : built.output_shape.back();
-    for (const std::string& file : {f.train_file, f.val_file}) {
-      if (file.empty() || f.summary) continue;
-      const int64_t named = horo::data::H5DatasetFile(file).schema().num_classes;
-      HORO_CHECK(named <= outputs, horo::ValueError, file, ": its labels go up to class ", named - 1, " but the model (",
+    auto check_label_classes = [&](const std::string& file, int64_t label_classes) {
+      HORO_CHECK(label_classes <= outputs, horo::ValueError, file, ": its labels go up to class ", label_classes - 1, " but the model (",
                  spec_source, ") has ", outputs, " outputs",
                  f.num_classes > 0 ? " (--num-classes " + std::to_string(f.num_classes) + ")" : std::string());
-    }
+    };
+    if (!f.summary && !f.train_file.empty()) check_label_classes(f.train_file, train_label_classes);
     if (f.summary) {
       if (leader) std::printf("%s", horo::nn::summary_table(built).c_str());
       return 0;
@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
       if (!f.train_file.empty()) options.transforms = horo::apps::evaluation_transforms(f.data);
       {
         const horo::data::H5DatasetFile val(f.val_file);
+        check_label_classes(f.val_file, val.schema().num_classes);
         const horo::Shape val_sample = horo::data::transformed_shape(options.transforms, val.schema().sample_shape, f.val_file);
         HORO_CHECK(val_sample == sample, horo::ShapeError, f.val_file, ": its batches are ", horo::shape_str(val_sample),
                    " but the model takes ", horo::shape_str(sample), " (give --resize / --center-crop to match)");

@@ -107,7 +107,7 @@ struct TrainCallbacks {
   std::function<void(const EpochReport&)> on_epoch;    // after each epoch's evaluation
   // Polled after every step (after on_step): a non-zero value ends the run there, without the
   // epoch's evaluation, and is returned as TrainResult::stop_code. Under mpirun it must return the
-  // same on every rank (horo-train takes the maximum over ranks), so that all stop at one step.
+  // same on every rank (horo-train sums the ranks' requests), so that all stop at one step.
   std::function<int()> should_stop;
 };
 

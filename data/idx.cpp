@@ -2,7 +2,6 @@
 
 #include <zlib.h>
 
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -63,16 +62,11 @@ std::vector<int64_t> read_header(gzFile file, const std::string& path, int expec
 // The header's sizes must fit in what the file can hold before anything is allocated: its size for a
 // plain file, 1032 times it for gzip (deflate's largest ratio). A 16-byte header declaring 2^32
 // images of 2^16 x 2^16 pixels is refused here, not by the allocator.
-void check_declared_size(const std::vector<int64_t>& dims, const std::string& path) {
+void check_declared_size(gzFile file, const std::vector<int64_t>& dims, const std::string& path) {
   std::error_code error;
   const uint64_t file_bytes = std::filesystem::file_size(path, error);
   HORO_CHECK(!error, IOError, path, ": cannot read its size (", error.message(), ")");
-  unsigned char magic[2] = {0, 0};
-  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-    if (std::fread(magic, 1, 2, f) != 2) magic[0] = 0;
-    std::fclose(f);
-  }
-  const bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+  const bool gzip = gzdirect(file) == 0;  // known once the header has been read
   const uint64_t header = 4 + 4 * dims.size();
   long double declared = 1.0L;
   std::string sizes;
@@ -105,7 +99,7 @@ std::string find_file(const std::string& dir, const std::string& name) {
 Tensor read_idx_images(const std::string& path) {
   GzFile file = open(path);
   const auto dims = read_header(file.get(), path, 3);
-  check_declared_size(dims, path);
+  check_declared_size(file.get(), dims, path);
   Tensor images = Tensor::empty({dims[0], 1, dims[1], dims[2]}, DType::UInt8);
   read_exact(file.get(), images.raw_data(), static_cast<size_t>(images.numel()), path, "the images");
   return images;
@@ -114,7 +108,7 @@ Tensor read_idx_images(const std::string& path) {
 Tensor read_idx_labels(const std::string& path) {
   GzFile file = open(path);
   const auto dims = read_header(file.get(), path, 1);
-  check_declared_size(dims, path);
+  check_declared_size(file.get(), dims, path);
   std::vector<unsigned char> raw(static_cast<size_t>(dims[0]));
   read_exact(file.get(), raw.data(), raw.size(), path, "the labels");
   Tensor labels = Tensor::empty({dims[0]}, DType::Int64);

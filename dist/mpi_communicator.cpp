@@ -60,7 +60,7 @@ Half sum(Half a, Half b) { return to_half(to_float(a) + to_float(b)); }
 void half_sum(void* in, void* inout, int* count, MPI_Datatype*) {
   const Half* a = static_cast<const Half*>(in);
   Half* b = static_cast<Half*>(inout);
-  for (int i = 0; i < *count; ++i) b[i] = to_half(to_float(a[i]) + to_float(b[i]));
+  for (int i = 0; i < *count; ++i) b[i] = sum(a[i], b[i]);
 }
 
 template <typename T> MPI_Datatype mpi_type();

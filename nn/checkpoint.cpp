@@ -1,6 +1,5 @@
 #include "nn/checkpoint.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <regex>
 
 #include "tensor/hdf5.h"
@@ -62,33 +62,38 @@ std::pair<uint32_t, uint64_t> crc_from(std::FILE* f, uint64_t offset, const std:
   return {static_cast<uint32_t>(crc), length};
 }
 
-void write_checksum(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "r+b");
+// A stdio file closed when it goes out of scope.
+using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+// Writes the checksum record, then puts the whole file on disk before the caller renames it, so that
+// a crash never leaves a checkpoint name on a partial file (some filesystems report a full disk only
+// at this fsync).
+void write_checksum_and_sync(const std::string& path) {
+  File f(std::fopen(path.c_str(), "r+b"), &std::fclose);
   HORO_CHECK(f, IOError, path, ": cannot reopen the checkpoint just written (", std::strerror(errno), ")");
-  const auto [crc, length] = crc_from(f, kUserBlock, path);
+  const auto [crc, length] = crc_from(f.get(), kUserBlock, path);
   char header[kUserBlock] = {};
   std::snprintf(header, sizeof header, "%s%08x %llu\n", kChecksumTag, crc, static_cast<unsigned long long>(length));
-  const bool written = std::fseek(f, 0, SEEK_SET) == 0 && std::fwrite(header, 1, sizeof header, f) == sizeof header;
-  const bool closed = std::fclose(f) == 0;
-  HORO_CHECK(written && closed, IOError, path, ": writing the checksum failed (disk full?)");
+  const bool written = std::fseek(f.get(), 0, SEEK_SET) == 0 && std::fwrite(header, 1, sizeof header, f.get()) == sizeof header &&
+                       std::fflush(f.get()) == 0;
+  HORO_CHECK(written, IOError, path, ": writing the checksum failed (", std::strerror(errno), ")");
+  HORO_CHECK(::fsync(::fileno(f.get())) == 0, IOError, path, ": writing the checkpoint to disk failed (", std::strerror(errno),
+             "); the earlier checkpoints are untouched");
+  HORO_CHECK(std::fclose(f.release()) == 0, IOError, path, ": closing the checkpoint failed (", std::strerror(errno), ")");
 }
 
 // Checkpoints written with a checksum are verified; older ones (no tag) are read as they are.
 void verify_checksum(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  File f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) return;  // h5::open_file reports a missing or unreadable file
-  struct Closer {
-    std::FILE* f;
-    ~Closer() { std::fclose(f); }
-  } closer{f};
   char header[kUserBlock + 1] = {};
-  if (std::fread(header, 1, kUserBlock, f) != kUserBlock) return;
+  if (std::fread(header, 1, kUserBlock, f.get()) != kUserBlock) return;
   if (std::strncmp(header, kChecksumTag, sizeof kChecksumTag - 1) != 0) return;
   unsigned int expected_crc = 0;
   unsigned long long expected_length = 0;
   HORO_CHECK(std::sscanf(header + sizeof kChecksumTag - 1, "%8x %llu", &expected_crc, &expected_length) == 2, IOError, path,
              ": corrupt checkpoint (its checksum record is unreadable)");
-  const auto [crc, length] = crc_from(f, kUserBlock, path);
+  const auto [crc, length] = crc_from(f.get(), kUserBlock, path);
   HORO_CHECK(length == expected_length, IOError, path, ": truncated or extended checkpoint: ", length + kUserBlock,
              " bytes, written as ", expected_length + kUserBlock);
   HORO_CHECK(crc == expected_crc, IOError, path, ": corrupt checkpoint: its CRC-32 is ", hex32(crc), ", written as ",
@@ -151,16 +156,7 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
     throw IOError(detail::concat(e.what(), "; ", space.available / (1 << 20), " MiB free on its filesystem; ",
                                  "the earlier checkpoints are untouched"));
   }
-  write_checksum(temporary);
-  // On disk before the rename, so that a crash never leaves a checkpoint name on a partial file (some
-  // filesystems report a full disk only here).
-  const int fd = ::open(temporary.c_str(), O_RDONLY);
-  HORO_CHECK(fd >= 0, IOError, temporary, ": cannot reopen the checkpoint just written (", std::strerror(errno), ")");
-  const int synced = ::fsync(fd);
-  const int sync_error = errno;
-  ::close(fd);
-  HORO_CHECK(synced == 0, IOError, temporary, ": writing the checkpoint to disk failed (", std::strerror(sync_error),
-             "); the earlier checkpoints are untouched");
+  write_checksum_and_sync(temporary);
   std::error_code error;
   std::filesystem::rename(temporary, path, error);
   HORO_CHECK(!error, IOError, path, ": cannot move the checkpoint into place (", error.message(), ")");

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <limits>
 #include <sstream>
 
 namespace horo::nn {
@@ -32,8 +31,7 @@ std::string format(const Args&... args) {
   return detail::concat(args...);
 }
 
-// The largest kernel, stride, padding or dilation: shape arithmetic on these stays far from overflow.
-constexpr int64_t kMaxExtent = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxExtent = ops::kMaxWindowExtent;
 
 ops::Pool2dParams pool_params(const Pool2dOptions& o, const char* layer) {
   HORO_CHECK(o.kernel > 0 && o.stride >= 0 && o.padding >= 0, ValueError, layer, ": kernel must be positive and ",

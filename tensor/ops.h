@@ -21,6 +21,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 // ---- convolution and pooling (NCHW) ----
+// The largest kernel, stride, padding or dilation accepted: shape arithmetic on them stays exact.
+inline constexpr int64_t kMaxWindowExtent = 2147483647;  // 2^31 - 1
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
 };

@@ -1,4 +1,3 @@
-#include <limits>
 #include <string>
 
 #include "kernels/conv2d.h"
@@ -25,7 +24,7 @@ void check_conv(const Tensor& input, const Tensor& weight, const Conv2dParams& p
              input.size(1), " channels but weight ", weight.describe(), " expects ", weight.size(1));
   HORO_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 && p.dilation_w > 0 && p.pad_h >= 0 &&
                  p.pad_w >= 0, ValueError, "conv2d: stride and dilation must be positive and padding non-negative");
-  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();  // keeps the shape arithmetic below exact
+  constexpr int64_t kMax = kMaxWindowExtent;
   HORO_CHECK(p.stride_h <= kMax && p.stride_w <= kMax && p.dilation_h <= kMax && p.dilation_w <= kMax && p.pad_h <= kMax &&
                  p.pad_w <= kMax, ValueError, "conv2d: stride, dilation and padding must be below 2^31");
   const auto s = conv_shape(input.shape(), weight.shape(), p);
@@ -51,7 +50,7 @@ kernels::Pool2dShape checked_pool_shape(const Shape& shape, const std::string& i
   HORO_CHECK(p.pad_h >= 0 && 2 * p.pad_h <= p.kernel_h && p.pad_w >= 0 && 2 * p.pad_w <= p.kernel_w, ValueError, what,
              ": padding must be at most half the kernel size, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
              p.kernel_h, "x", p.kernel_w);
-  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  constexpr int64_t kMax = kMaxWindowExtent;
   HORO_CHECK(p.kernel_h <= kMax && p.kernel_w <= kMax && p.stride_h <= kMax && p.stride_w <= kMax, ValueError, what,
              ": kernel and stride must be below 2^31");
   const auto s = pool_shape(shape, p);

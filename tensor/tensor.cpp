@@ -54,8 +54,8 @@ Tensor allocate(const Shape& shape, DType dtype, Device device, bool pinned) {
     impl->storage = std::make_shared<Storage>(bytes, device, pinned);
   } catch (const std::bad_alloc&) {  // a bare bad_alloc would not say what was asked for
     throw OutOfMemoryError(detail::concat("out of memory: cannot allocate ", bytes_str(bytes), " for a ", dtype_name(dtype),
-                                          " tensor of shape ", shape_str(shape), " on ", device.str(), " (",
-                                          bytes_str(cpu_memory_in_use()), " held by CPU tensors)"));
+                                          " tensor of shape ", shape_str(shape), " on ", device.str(),
+                                          device.is_cpu() ? " (" + bytes_str(cpu_memory_in_use()) + " held by CPU tensors)" : ""));
   }
   impl->shape = shape;
   impl->dtype = dtype;
