@@ -10,6 +10,7 @@
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "apps/stop_signal.h"
@@ -17,6 +18,8 @@
 #include "apps/run_log.h"
 #include "apps/train_flags.h"
 #include "apps/trainer.h"
+#include "dist/flight_recorder.h"
+#include "dist/sharded_optimizer.h"
 #include "dist/sync_batch_norm.h"
 #include "dist/timeline.h"
 #include "kernels/device.h"
@@ -84,6 +87,8 @@ int main(int argc, char** argv) {
     if (f.threads > 0) horo::set_num_threads(f.threads);
     else if (!std::getenv("HORO_NUM_THREADS") && comm->local_size() > 1)
       horo::set_num_threads(std::max(1, horo::get_num_threads() / comm->local_size()));
+    // The flight recorder's records go beside the logs (or the checkpoints) when something goes wrong.
+    horo::dist::FlightRecorder::instance().configure(!f.log_dir.empty() ? f.log_dir : f.checkpoint_dir, rank, world);
     if (const char* path = std::getenv("HORO_TIMELINE"); path && *path) horo::dist::Timeline::instance().enable(path, rank, world);
     f.config.device = device;
 
@@ -201,21 +206,30 @@ int main(int argc, char** argv) {
     } else {
       optimizer = std::make_unique<horo::optim::Adam>(groups, horo::optim::AdamOptions{.lr = f.config.lr, .weight_decay = f.weight_decay});
     }
+    // ZeRO-1: the reducer reduce-scatters and a sharded optimizer, with the same update rule, keeps
+    // each rank's shard of the state; it is the optimizer that schedules, resumes and saves act on.
+    std::unique_ptr<horo::dist::GradientReducer> reducer;
+    if (world > 1) {
+      reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters(),
+                                                              horo::dist::ReducerOptions{.shard_gradients = f.zero == 1});
+    }
+    std::unique_ptr<horo::dist::ShardedOptimizer> sharded;
+    if (reducer && f.zero == 1) sharded = std::make_unique<horo::dist::ShardedOptimizer>(*comm, *reducer, *optimizer);
+    horo::optim::Optimizer& opt = sharded ? static_cast<horo::optim::Optimizer&>(*sharded) : *optimizer;
     std::unique_ptr<horo::optim::LRScheduler> schedule;
     std::unique_ptr<horo::optim::LRScheduler> after;
-    if (f.schedule == "step") after = std::make_unique<horo::optim::StepLR>(*optimizer, f.step_size, f.gamma);
-    if (f.schedule == "cosine") after = std::make_unique<horo::optim::CosineAnnealingLR>(*optimizer, std::max<int64_t>(1, f.config.epochs - f.warmup_steps));
-    if (f.warmup_steps > 0 || after) schedule = std::make_unique<horo::optim::LinearWarmup>(*optimizer, f.warmup_steps, 0.1, std::move(after));
+    if (f.schedule == "step") after = std::make_unique<horo::optim::StepLR>(opt, f.step_size, f.gamma);
+    if (f.schedule == "cosine") after = std::make_unique<horo::optim::CosineAnnealingLR>(opt, std::max<int64_t>(1, f.config.epochs - f.warmup_steps));
+    if (f.warmup_steps > 0 || after) schedule = std::make_unique<horo::optim::LinearWarmup>(opt, f.warmup_steps, 0.1, std::move(after));
     if (resumed) {
-      horo::nn::load_optimizer(*optimizer, *model, *resumed);
+      horo::nn::load_optimizer(opt, *model, *resumed);  // sharded: each rank keeps its pieces
       horo::default_generator().set_state(resumed->state.rng_seed, resumed->state.rng_offset);
       for (int64_t e = 0; e < start_epoch && schedule; ++e) schedule->step();
     }
-    // Every rank starts from rank 0's weights and optimizer state.
+    // Every rank starts from rank 0's weights and optimizer state (a sharded state was read by every
+    // rank from the same checkpoint).
     horo::dist::broadcast_parameters(*comm, *model);
-    horo::dist::broadcast_optimizer_state(*comm, *optimizer, *model);
-    std::unique_ptr<horo::dist::GradientReducer> reducer;
-    if (world > 1) reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters());
+    if (!sharded) horo::dist::broadcast_optimizer_state(*comm, opt, *model);
     // The end-of-epoch barrier waits for rank 0's evaluation, however long: no watchdog on it (the
     // reducer's own communicator keeps HORO_STALL_TIMEOUT for the gradient traffic).
     comm->set_stall_timeout(0);
@@ -266,11 +280,14 @@ int main(int argc, char** argv) {
     }
     int64_t saved_step = resumed ? resumed->state.step : -1;
     std::string saved_path;
+    // Called on every rank: a sharded optimizer state is gathered (a collective) before rank 0 writes.
     auto save = [&](int64_t step, int64_t epoch, int64_t batch) {
+      if (f.checkpoint_dir.empty()) return;
+      if (sharded) sharded->consolidate_state();
+      saved_step = step;
       if (!checkpoints) return;
       const auto& gen = horo::default_generator();
-      saved_step = step;
-      saved_path = checkpoints->save(*model, optimizer.get(),
+      saved_path = checkpoints->save(*model, &opt,
                         {.step = step, .epoch = epoch, .batch_in_epoch = batch, .rng_seed = gen.seed(),
                          .rng_offset = gen.offset(), .data_seed = f.config.seed},
                         spec_text, train_config);
@@ -294,9 +311,10 @@ int main(int argc, char** argv) {
     bool epoch_complete = false;
     callbacks.on_step = [&](const horo::apps::StepReport& s) {
       epoch_complete = s.batch_in_epoch == s.batches_per_epoch;
-      if (!leader) return;
-      progress.update(s);
-      log.step(s);
+      if (leader) {
+        progress.update(s);
+        log.step(s);
+      }
       if (f.checkpoint_every > 0 && s.step % f.checkpoint_every == 0) {
         const bool epoch_done = s.batch_in_epoch == s.batches_per_epoch;
         save(s.step, epoch_done ? s.epoch + 1 : s.epoch, epoch_done ? 0 : s.batch_in_epoch);
@@ -316,8 +334,8 @@ int main(int argc, char** argv) {
       comm->barrier();  // rank 0 has evaluated: every rank starts the next epoch together
       if (schedule) schedule->step();
       last_step += r.steps;
-      if (!leader) return;
       if (f.checkpoint_every == 0 && epoch_complete) save(last_step, r.epoch, 0);
+      if (!leader) return;
       progress.finish_line();
       std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f", static_cast<long long>(r.epoch),
                   static_cast<long long>(f.config.epochs), static_cast<long long>(r.steps), r.loss, r.train_accuracy,
@@ -327,7 +345,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       log.epoch(r);
     };
-    const auto result = horo::apps::train(*model, *optimizer, *train_batches, f.config, callbacks, reducer.get());
+    const auto result = horo::apps::train(*model, opt, *train_batches, f.config, callbacks, reducer.get());
 
     // The run's final state is never lost: whatever ended it (the last epoch, --max-steps, a stop
     // request), a checkpoint of the last step unless the cadence has just written one.
@@ -335,6 +353,9 @@ int main(int argc, char** argv) {
 
     float total_rate = static_cast<float>(result.train_images_per_s);  // the sum of the ranks' rates
     comm->allreduce(&total_rate, 1, horo::dist::ReduceOp::Sum);
+    const int64_t state_bytes = horo::dist::optimizer_state_bytes(opt, *model);
+    float all_state_bytes = static_cast<float>(state_bytes);
+    comm->allreduce(&all_state_bytes, 1, horo::dist::ReduceOp::Sum);
     horo::dist::Timeline::instance().flush();
     const bool stopped = result.reason == horo::apps::StopReason::Requested;
     const int exit_code = stopped ? 128 + result.stop_code : 0;  // the shell's convention for "ended by signal N"
@@ -368,11 +389,27 @@ int main(int argc, char** argv) {
                   static_cast<long long>(result.epochs), static_cast<double>(total_rate),
                   evaluate ? result.test_accuracy : std::nan(""));
     log.write_report("horo-train " + built.name, final_line);
+    const double mib = 1.0 / (1 << 20);
+    if (sharded) {
+      std::printf("optimizer state: %.2f MiB on rank 0, sharded over %d ranks (ZeRO-1; %.2f MiB in all)\n",
+                  static_cast<double>(state_bytes) * mib, world, static_cast<double>(all_state_bytes) * mib);
+    } else {
+      std::printf("optimizer state: %.2f MiB on %s\n", static_cast<double>(state_bytes) * mib, world > 1 ? "every rank" : "this process");
+    }
     std::printf("%s\n", final_line);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "horo-train: error%s: %s\n",
                  horo::dist::launched_by_mpi() ? horo::detail::concat(" (rank ", rank, ")").c_str() : "", e.what());
+    try {
+      const std::string record = horo::dist::FlightRecorder::instance().dump(horo::detail::concat("error: ", e.what()));
+      if (!record.empty()) {
+        std::fprintf(stderr, "horo-train: rank %d's last collectives are in %s (horo-diagnose %s explains a hang across ranks)\n",
+                     rank, record.c_str(), std::filesystem::path(record).parent_path().c_str());
+      }
+    } catch (const std::exception& dump_error) {
+      std::fprintf(stderr, "horo-train: the flight record could not be written: %s\n", dump_error.what());
+    }
     std::fflush(stderr);
     // Under mpirun the other ranks may be waiting for this one in a collective: end them all.
     if (horo::dist::launched_by_mpi()) horo::dist::abort_job(1);

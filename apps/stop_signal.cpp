@@ -6,6 +6,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "dist/flight_recorder.h"
+
 namespace horo::apps {
 namespace {
 
@@ -22,9 +24,12 @@ void on_stop_signal(int signal) {
     return;
   }
   g_received = signal;
+  dist::FlightRecorder::instance().request_dump(signal == SIGTERM ? "stopped by SIGTERM" : "stopped by SIGINT");
   ssize_t ignored = ::write(STDERR_FILENO, g_message, g_message_length);
   (void)ignored;
 }
+
+void on_dump_signal(int) { dist::FlightRecorder::instance().request_dump("SIGUSR1 (dump requested)"); }
 
 }  // namespace
 
@@ -41,6 +46,13 @@ void install_stop_signals(const char* program) {
   action.sa_flags = SA_RESTART;  // reads and waits in progress carry on; the loop polls the flag
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  // SIGUSR1: write the flight recorder's records now and go on (the dump thread writes them).
+  dist::FlightRecorder::instance().start_dump_thread();
+  struct sigaction dump_action {};
+  dump_action.sa_handler = on_dump_signal;
+  sigemptyset(&dump_action.sa_mask);
+  dump_action.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &dump_action, nullptr);
 }
 
 int stop_signal_received() { return g_received; }

@@ -9,6 +9,9 @@ void add_train_flags(CLI::App& app, TrainFlags& f, std::string& config_file, std
   app.add_option("--model", f.model, "cnn (W1), mlp (W2), resnet20 (W5), resnet18 or a .prototxt file")->capture_default_str();
   app.add_flag("--summary", f.summary, "print every layer with its output shape, parameters and FLOPs, then exit");
   app.add_flag("--sync-bn", f.sync_bn, "BatchNorm statistics over every rank's batch (SyncBatchNorm)");
+  app.add_option("--zero", f.zero, "ZeRO stage: 0 keeps the whole optimizer state on every rank, 1 shards it over the ranks "
+                 "(each keeps 1/N; gradients reduce-scattered, parameters allgathered)")
+      ->check(CLI::IsMember({0, 1}))->capture_default_str();
   app.add_flag("--zero-init-residual", f.zero_init_residual, "start the last BatchNorm of each residual branch at weight 0");
   app.add_option("--epochs", f.config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", f.config.batch, "mini-batch size (per rank)")->check(CLI::PositiveNumber)->capture_default_str();

@@ -20,7 +20,7 @@ struct TrainFlags {
   std::string optimizer = "adam", schedule = "none", checkpoint_dir, resume, init_from, log_dir = "horo-logs";
   std::vector<std::string> freeze;
   TrainConfig config;
-  int threads = 0, keep = 3;
+  int threads = 0, keep = 3, zero = 0;
   int64_t train_images = -1, test_images = -1, num_classes = 0, checkpoint_every = 0;
   DataFlags data;
   int64_t step_size = 1, warmup_steps = 0;

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace horo::dist {
 
@@ -35,6 +36,28 @@ void Communicator::broadcast(Tensor& tensor, int root) {
   on_reachable_memory(*this, tensor, [&](Tensor& t) {
     broadcast(t.raw_data(), t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), root);
   });
+}
+
+void Communicator::reduce_scatter(Tensor& blocks, ReduceOp op) {
+  check_dtype(blocks, DType::Float32, "reduce-scatter of " + blocks.describe());
+  HORO_CHECK(blocks.numel() % size() == 0, ShapeError, "reduce-scatter of ", blocks.describe(), ": ", blocks.numel(),
+             " elements do not split into ", size(), " equal blocks");
+  on_reachable_memory(*this, blocks, [&](Tensor& t) { reduce_scatter(t.data<float>(), t.numel() / size(), op); });
+}
+
+void Communicator::allgather_in_place(Tensor& blocks) {
+  HORO_CHECK(blocks.numel() % size() == 0, ShapeError, "allgather of ", blocks.describe(), ": ", blocks.numel(),
+             " elements do not split into ", size(), " equal blocks");
+  on_reachable_memory(*this, blocks, [&](Tensor& t) {
+    allgather_in_place(t.raw_data(), t.numel() / size() * static_cast<int64_t>(dtype_size(t.dtype())));
+  });
+}
+
+void Communicator::allgather_in_place(void* data, int64_t bytes_each) {
+  // MPI forbids a send buffer inside the receive buffer: send a copy of this rank's block.
+  char* blocks = static_cast<char*>(data);
+  const std::vector<char> own(blocks + rank() * bytes_each, blocks + (rank() + 1) * bytes_each);
+  allgather(own.data(), bytes_each, blocks);
 }
 
 void LocalCommunicator::broadcast(void*, int64_t, int root) {

@@ -38,6 +38,14 @@ class Communicator {
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   // Each rank contributes bytes_each bytes; recv receives size() * bytes_each, in rank order.
   virtual void allgather(const void* send, int64_t bytes_each, void* recv) = 0;
+  // In place on size() blocks of `count_each` floats (ZeRO's gradient step): afterwards this rank's
+  // block, data[rank() * count_each, (rank() + 1) * count_each), holds that block's sum (or average)
+  // over all ranks; the other blocks hold unspecified values. The default is a whole allreduce.
+  virtual void reduce_scatter(float* data, int64_t count_each, ReduceOp op) {
+    allreduce(data, count_each * size(), op, Compression::None);
+  }
+  // In place on size() blocks of `bytes_each` bytes: every rank's block reaches every rank.
+  virtual void allgather_in_place(void* data, int64_t bytes_each);
   virtual void barrier() = 0;
   // An allreduce the caller joins later with join_async(), for buffers that live past the call (the
   // gradient reducer's buckets): on the GPU (NCCL) compute goes on while it runs. Host communicators
@@ -63,6 +71,10 @@ class Communicator {
 
   void allreduce(Tensor& tensor, ReduceOp op, Compression compression = Compression::None);
   void broadcast(Tensor& tensor, int root);
+  // The two above on a float32 tensor of size() equal blocks, staged through host memory when the
+  // tensor is on a GPU and this communicator takes host buffers.
+  void reduce_scatter(Tensor& blocks, ReduceOp op);
+  void allgather_in_place(Tensor& blocks);
 
  protected:
   double stall_timeout_ = 0.0;
@@ -77,6 +89,8 @@ class LocalCommunicator : public Communicator {
   int local_size() const override { return 1; }
   std::string name() const override { return "local"; }
   void allreduce(float*, int64_t, ReduceOp, Compression) override {}
+  void reduce_scatter(float*, int64_t, ReduceOp) override {}
+  void allgather_in_place(void*, int64_t) override {}
   void broadcast(void*, int64_t, int root) override;
   void allgather(const void* send, int64_t bytes_each, void* recv) override;
   void barrier() override {}

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
+#include "dist/flight_recorder.h"
 #include "kernels/device.h"
 #include "kernels/half.h"
 
@@ -86,6 +87,7 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_free(&node);
     MPI_CHECK(MPI_Op_create(half_sum, 1, &half_sum_op_));
     arrived_.assign(static_cast<size_t>(size_), {-1, -1});
+    flight_id_ = FlightRecorder::instance().register_communicator();
   }
 
   ~MpiCommunicator() override {
@@ -113,6 +115,8 @@ class MpiCommunicator : public Communicator {
   void announce(int64_t step, int64_t index, const std::string& what) override {
     current_ = {step, index};
     current_what_ = what;
+    label_ = what;
+    label_step_ = step;
     arrived_[static_cast<size_t>(rank_)] = current_;
     drain_arrivals();  // keep the peers' notices from piling up in MPI's unexpected-message queue
     // Retire finished notices, then tell every peer that this rank has reached (step, index).
@@ -133,24 +137,61 @@ class MpiCommunicator : public Communicator {
   void allreduce(float* data, int64_t count, ReduceOp op, Compression compression) override {
     if (count == 0) return;
     refuse_device_memory(data, "allreduce");
+    const bool fp16 = compression == Compression::Fp16;
+    CollectiveScope record = this->record("allreduce", count * (fp16 ? 2 : 4), fp16 ? "float16" : "float32");
     const float scale = op == ReduceOp::Average ? 1.0f / static_cast<float>(size_) : 1.0f;
-    if (compression == Compression::Fp16) {
+    if (fp16) {
       // Averages are scaled before the sum: the sum of size() halves may pass 65,504 where the mean does not.
       half_.resize(static_cast<size_t>(count));
       for (int64_t i = 0; i < count; ++i) half_[i] = to_half(data[i] * scale);
       reduce_any(half_.data(), count);
       for (int64_t i = 0; i < count; ++i) data[i] = to_float(half_[i]);
-      return;
+    } else {
+      reduce_any(data, count);
+      if (scale != 1.0f) {
+        for (int64_t i = 0; i < count; ++i) data[i] *= scale;
+      }
     }
-    reduce_any(data, count);
-    if (scale != 1.0f) {
-      for (int64_t i = 0; i < count; ++i) data[i] *= scale;
+    record.completed();
+  }
+
+  void reduce_scatter(float* data, int64_t count_each, ReduceOp op) override {
+    if (count_each == 0) return;
+    refuse_device_memory(data, "reduce-scatter");
+    CollectiveScope record = this->record("reduce-scatter", count_each * size_ * 4, "float32");
+    float* own = data + rank_ * count_each;
+    if (size_ > 1) {
+      if (use_ring(count_each * size_ * static_cast<int64_t>(sizeof(float)))) {
+        ring_reduce_scatter(data, count_each * size_, /*shift=*/1);  // leaves block r on rank r
+      } else {
+        HORO_CHECK(count_each < (int64_t{1} << 31), ValueError, "reduce-scatter: ", count_each, " floats per rank is too many");
+        MPI_Request request;
+        MPI_CHECK(MPI_Ireduce_scatter_block(MPI_IN_PLACE, data, static_cast<int>(count_each), MPI_FLOAT, MPI_SUM, comm_, &request));
+        wait(&request, 1, "reduce-scatter");
+        if (rank_ != 0) std::memmove(own, data, static_cast<size_t>(count_each) * sizeof(float));  // MPI leaves it first
+      }
     }
+    if (op == ReduceOp::Average) {
+      const float scale = 1.0f / static_cast<float>(size_);
+      for (int64_t i = 0; i < count_each; ++i) own[i] *= scale;
+    }
+    record.completed();
+  }
+
+  void allgather_in_place(void* data, int64_t bytes_each) override {
+    HORO_CHECK(bytes_each < (int64_t{1} << 31), ValueError, "allgather: ", bytes_each, " bytes per rank is too many");
+    refuse_device_memory(data, "allgather");
+    CollectiveScope record = this->record("allgather", bytes_each * size_, "bytes");
+    MPI_Request request;
+    MPI_CHECK(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, static_cast<int>(bytes_each), MPI_BYTE, comm_, &request));
+    wait(&request, 1, "allgather");
+    record.completed();
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {
     HORO_CHECK(root >= 0 && root < size_, ValueError, "broadcast: root ", root, " outside a world of ", size_);
     refuse_device_memory(data, "broadcast");
+    CollectiveScope record = this->record("broadcast from rank " + std::to_string(root), bytes, "bytes");
     char* p = static_cast<char*>(data);
     for (int64_t done = 0; done < bytes;) {  // MPI counts are int: send in pieces below 2 GiB
       const int n = static_cast<int>(std::min<int64_t>(bytes - done, int64_t{1} << 30));
@@ -159,22 +200,27 @@ class MpiCommunicator : public Communicator {
       wait(&request, 1, "broadcast");
       done += n;
     }
+    record.completed();
   }
 
   void allgather(const void* send, int64_t bytes_each, void* recv) override {
     HORO_CHECK(bytes_each < (int64_t{1} << 31), ValueError, "allgather: ", bytes_each, " bytes per rank is too many");
     refuse_device_memory(send, "allgather");
     refuse_device_memory(recv, "allgather");
+    CollectiveScope record = this->record("allgather", bytes_each * size_, "bytes");
     MPI_Request request;
     MPI_CHECK(MPI_Iallgather(send, static_cast<int>(bytes_each), MPI_BYTE, recv, static_cast<int>(bytes_each), MPI_BYTE,
                              comm_, &request));
     wait(&request, 1, "allgather");
+    record.completed();
   }
 
   void barrier() override {
+    CollectiveScope record = this->record("barrier", 0, "");
     MPI_Request request;
     MPI_CHECK(MPI_Ibarrier(comm_, &request));
     wait(&request, 1, "barrier");
+    record.completed();
   }
 
  private:
@@ -186,18 +232,29 @@ class MpiCommunicator : public Communicator {
                "through host memory) or HORO_ALLREDUCE=nccl");
   }
 
+  // The flight record of the next collective, labelled with what was announced for it (if anything).
+  CollectiveScope record(const std::string& kind, int64_t bytes, const char* dtype) {
+    std::string what = std::move(label_);
+    label_.clear();
+    const int64_t step = label_step_;
+    label_step_ = -1;
+    return CollectiveScope(flight_id_, ++seq_, kind, what, step, bytes, dtype, name());
+  }
+
   struct Pending {
     int64_t payload[2];
     MPI_Request request;
   };
 
+  bool use_ring(int64_t bytes) const {
+    return algorithm_ == Algorithm::Ring ||
+           (algorithm_ == Algorithm::Auto && (size_ == 2 || bytes >= size_ * (int64_t{1} << 20)));
+  }
+
   template <typename T>
   void reduce_any(T* data, int64_t count) {
     if (size_ == 1) return;
-    const bool use_ring = algorithm_ == Algorithm::Ring ||
-                          (algorithm_ == Algorithm::Auto &&
-                           (size_ == 2 || count * static_cast<int64_t>(sizeof(T)) >= size_ * (int64_t{1} << 20)));
-    if (!use_ring) {
+    if (!use_ring(count * static_cast<int64_t>(sizeof(T)))) {
       for (int64_t done = 0; done < count;) {
         const int n = static_cast<int>(std::min<int64_t>(count - done, int64_t{1} << 30));
         MPI_Request request;
@@ -216,35 +273,66 @@ class MpiCommunicator : public Communicator {
   // size()-1 steps rank r holds the full sum of segment (r + 1), and size()-1 allgather steps pass
   // the sums around. Segments travel in chunks, the next chunk's receive posted before the current
   // one is added, so transfers and additions overlap and memory stays at two chunks.
+  struct RingLayout {
+    int64_t count, chunks;
+    int size;
+    int64_t begin(int s) const { return count * (((s % size) + size) % size) / size; }
+    int64_t end(int s) const { return count * ((((s % size) + size) % size) + 1) / size; }
+    // Chunk c of segment s: the same number of chunks for every segment, sizes within one.
+    void piece(int s, int64_t c, int64_t& pb, int64_t& pe) const {
+      pb = begin(s) + (end(s) - begin(s)) * c / chunks;
+      pe = begin(s) + (end(s) - begin(s)) * (c + 1) / chunks;
+    }
+  };
+
   template <typename T>
-  void ring(T* data, int64_t count) {
-    const int right = (rank_ + 1) % size_, left = (rank_ - 1 + size_) % size_;
-    auto seg_begin = [&](int s) { return count * (((s % size_) + size_) % size_) / size_; };
-    auto seg_end = [&](int s) { return count * ((((s % size_) + size_) % size_) + 1) / size_; };
+  RingLayout ring_layout(int64_t count) const {
     const int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
     const int64_t longest = (count + size_ - 1) / size_;
-    const int64_t chunks = std::max<int64_t>(1, (longest + chunk - 1) / chunk);
+    return {count, std::max<int64_t>(1, (longest + chunk - 1) / chunk), size_};
+  }
+
+  template <typename T>
+  void ring(T* data, int64_t count) {
+    ring_reduce_scatter(data, count, 0);
+    const RingLayout layout = ring_layout<T>(count);
+    const int right = (rank_ + 1) % size_, left = (rank_ - 1 + size_) % size_;
+    for (int step = 0; step < size_ - 1; ++step) {
+      const int send_seg = rank_ + 1 - step, recv_seg = rank_ - step;
+      for (int64_t c = 0; c < layout.chunks; ++c) {
+        int64_t sb, se, rb, re;
+        layout.piece(send_seg, c, sb, se);
+        layout.piece(recv_seg, c, rb, re);
+        MPI_Request requests[2];
+        MPI_CHECK(MPI_Irecv(data + rb, static_cast<int>(re - rb), mpi_type<T>(), left, size_ + step, comm_, &requests[0]));
+        MPI_CHECK(MPI_Isend(data + sb, static_cast<int>(se - sb), mpi_type<T>(), right, size_ + step, comm_, &requests[1]));
+        wait(requests, 2, "ring allreduce (allgather)");
+      }
+    }
+  }
+
+  // The ring's first half: afterwards rank r holds the full sum of segment (r + 1 - shift).
+  template <typename T>
+  void ring_reduce_scatter(T* data, int64_t count, int shift) {
+    const RingLayout layout = ring_layout<T>(count);
+    const int right = (rank_ + 1) % size_, left = (rank_ - 1 + size_) % size_;
+    const int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
     scratch_.resize(static_cast<size_t>(2 * chunk * static_cast<int64_t>(sizeof(T))));
     T* incoming[2] = {reinterpret_cast<T*>(scratch_.data()), reinterpret_cast<T*>(scratch_.data()) + chunk};
-    // Chunk c of a segment [b, e): the same number of chunks for every segment, sizes within one.
-    auto piece = [&](int64_t b, int64_t e, int64_t c, int64_t& pb, int64_t& pe) {
-      pb = b + (e - b) * c / chunks;
-      pe = b + (e - b) * (c + 1) / chunks;
-    };
     for (int step = 0; step < size_ - 1; ++step) {
-      const int send_seg = rank_ - step, recv_seg = rank_ - step - 1;
+      const int send_seg = rank_ - step - shift, recv_seg = send_seg - 1;
       MPI_Request recv_request[2];
       auto post_recv = [&](int64_t c) {
         int64_t b, e;
-        piece(seg_begin(recv_seg), seg_end(recv_seg), c, b, e);
+        layout.piece(recv_seg, c, b, e);
         MPI_CHECK(MPI_Irecv(incoming[c % 2], static_cast<int>(e - b), mpi_type<T>(), left, step, comm_, &recv_request[c % 2]));
       };
       post_recv(0);
-      for (int64_t c = 0; c < chunks; ++c) {
-        if (c + 1 < chunks) post_recv(c + 1);
+      for (int64_t c = 0; c < layout.chunks; ++c) {
+        if (c + 1 < layout.chunks) post_recv(c + 1);
         int64_t sb, se, rb, re;
-        piece(seg_begin(send_seg), seg_end(send_seg), c, sb, se);
-        piece(seg_begin(recv_seg), seg_end(recv_seg), c, rb, re);
+        layout.piece(send_seg, c, sb, se);
+        layout.piece(recv_seg, c, rb, re);
         MPI_Request send_request;
         MPI_CHECK(MPI_Isend(data + sb, static_cast<int>(se - sb), mpi_type<T>(), right, step, comm_, &send_request));
         wait(&recv_request[c % 2], 1, "ring allreduce (reduce-scatter)");
@@ -252,18 +340,6 @@ class MpiCommunicator : public Communicator {
         T* out = data + rb;
         for (int64_t i = 0; i < re - rb; ++i) out[i] = sum(out[i], in[i]);
         wait(&send_request, 1, "ring allreduce (reduce-scatter)");
-      }
-    }
-    for (int step = 0; step < size_ - 1; ++step) {
-      const int send_seg = rank_ + 1 - step, recv_seg = rank_ - step;
-      for (int64_t c = 0; c < chunks; ++c) {
-        int64_t sb, se, rb, re;
-        piece(seg_begin(send_seg), seg_end(send_seg), c, sb, se);
-        piece(seg_begin(recv_seg), seg_end(recv_seg), c, rb, re);
-        MPI_Request requests[2];
-        MPI_CHECK(MPI_Irecv(data + rb, static_cast<int>(re - rb), mpi_type<T>(), left, size_ + step, comm_, &requests[0]));
-        MPI_CHECK(MPI_Isend(data + sb, static_cast<int>(se - sb), mpi_type<T>(), right, size_ + step, comm_, &requests[1]));
-        wait(requests, 2, "ring allreduce (allgather)");
       }
     }
   }
@@ -288,6 +364,7 @@ class MpiCommunicator : public Communicator {
               MPI_Request_free(&requests[i]);
             }
           }
+          FlightRecorder::instance().finish_current(detail::concat("stalled: no progress for ", stall_timeout_, " s"));
           throw StallError(stall_report(what));
         }
       }
@@ -317,7 +394,11 @@ class MpiCommunicator : public Communicator {
                           current_what_.empty() ? std::string() : " in " + current_what_,
                           current_.first >= 0 ? detail::concat(" at step ", current_.first) : std::string(), "; ",
                           missing.empty() ? std::string("every rank announced it, so a rank died or hangs inside it")
-                                          : "ranks that never reached it: " + missing);
+                                          : "ranks that never reached it: " + missing,
+                          FlightRecorder::instance().dump_path().empty()
+                              ? std::string()
+                              : "; each rank's last collectives go to " + FlightRecorder::instance().dump_path() +
+                                    " and its peers (horo-diagnose reads them)");
   }
 
   Algorithm algorithm_;
@@ -330,6 +411,9 @@ class MpiCommunicator : public Communicator {
   std::vector<std::pair<int64_t, int64_t>> arrived_;
   std::pair<int64_t, int64_t> current_{-1, -1};
   std::string current_what_;
+  int flight_id_ = 0;
+  int64_t seq_ = 0, label_step_ = -1;
+  std::string label_;
 };
 
 }  // namespace

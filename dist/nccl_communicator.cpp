@@ -123,6 +123,24 @@ class NcclCommunicator : public Communicator {
     });
   }
 
+  void reduce_scatter(float* data, int64_t count_each, ReduceOp op) override {
+    if (!kernels::cuda::is_device_pointer(data)) return mpi_->reduce_scatter(data, count_each, op);
+    // In place as NCCL defines it: the receive buffer is this rank's block of the send buffer.
+    float* own = data + static_cast<int64_t>(rank()) * count_each;
+    enqueue(detail::concat("reduce-scatter of ", count_each, " floats per rank"), true, [&] {
+      return ncclReduceScatter(data, own, static_cast<size_t>(count_each), ncclFloat,
+                               op == ReduceOp::Average ? ncclAvg : ncclSum, comm_, stream_);
+    });
+  }
+
+  void allgather_in_place(void* data, int64_t bytes_each) override {
+    if (!kernels::cuda::is_device_pointer(data)) return mpi_->allgather_in_place(data, bytes_each);
+    const char* own = static_cast<const char*>(data) + static_cast<int64_t>(rank()) * bytes_each;
+    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), true, [&] {
+      return ncclAllGather(own, data, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_);
+    });
+  }
+
   void barrier() override { mpi_->barrier(); }
 
   std::unique_ptr<Communicator> duplicate() const override {

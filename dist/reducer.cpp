@@ -83,6 +83,12 @@ struct GradientReducer::State {
   bool stopping = false;
   std::exception_ptr error;
   int64_t step = 0;
+  int ranks = 1, rank = 0;
+  std::vector<ShardSlot> slots;     // per parameter, with shard_gradients
+  std::vector<int64_t> shard_block;  // per bucket, with shard_gradients
+
+  void allocate(Bucket& bucket, int64_t total);
+  void pack_sharded(Bucket& bucket, size_t index);
 
   void reduce(Bucket& bucket, size_t index);
   void communication_loop();
@@ -94,6 +100,8 @@ GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair
   State& s = *state_;
   s.options = options;
   HORO_CHECK(s.options.backward_passes_per_step >= 1, ValueError, "backward_passes_per_step must be at least 1");
+  HORO_CHECK(!(s.options.shard_gradients && s.options.compression == Compression::Fp16), ValueError,
+             "gradient reducer: fp16 compression is not supported with sharded gradients (ZeRO-1)");
   HORO_CHECK(!(comm.device_buffers() && s.options.compression == Compression::Fp16), ValueError,
              "gradient reducer: fp16 compression is not supported with NCCL (", comm.name(),
              "); use HORO_ALLREDUCE=ring or mpi, or no compression");
@@ -128,6 +136,24 @@ GradientReducer::GradientReducer(Communicator& comm, const std::vector<std::pair
     for (size_t k : s.buckets[b].params) layout.emplace_back("bucket " + std::to_string(b) + ": " + s.params[k].first, s.params[k].second);
   }
   check_same_tensors(comm, layout, "fusion buckets (frozen parameters or HORO_FUSION_THRESHOLD)");
+  s.ranks = comm.size();
+  s.rank = comm.rank();
+  if (s.options.shard_gradients) {
+    // Each rank's block holds its piece of every parameter of the bucket; the buffers exist from the
+    // start, since the sharded optimizer reads its gradients from them and writes its parameters back.
+    s.slots.resize(s.params.size());
+    for (size_t b = 0; b < s.buckets.size(); ++b) {
+      int64_t offset = 0;
+      for (size_t k : s.buckets[b].params) {
+        const int64_t numel = s.params[k].second.numel();
+        s.slots[k] = {.bucket = b, .offset = offset, .piece = (numel + s.ranks - 1) / s.ranks, .numel = numel};
+        offset += s.slots[k].piece;
+      }
+      s.shard_block.push_back(offset);
+      s.allocate(s.buckets[b], offset * s.ranks);
+      s.buckets[b].buffer.fill(0.0f);
+    }
+  }
   ready_passes_.assign(s.params.size(), 0);
   pending_per_bucket_.resize(s.buckets.size());
   for (size_t b = 0; b < s.buckets.size(); ++b) pending_per_bucket_[b] = s.buckets[b].params.size();
@@ -161,6 +187,18 @@ std::vector<std::vector<std::string>> GradientReducer::buckets() const {
   return out;
 }
 
+const std::vector<std::pair<std::string, Tensor>>& GradientReducer::parameters() const { return state_->params; }
+bool GradientReducer::sharded() const { return state_->options.shard_gradients; }
+const ShardSlot& GradientReducer::shard_slot(size_t param) const {
+  HORO_CHECK(sharded(), ValueError, "gradient reducer: shard slots exist only with shard_gradients");
+  return state_->slots.at(param);
+}
+int64_t GradientReducer::shard_block(size_t bucket) const {
+  HORO_CHECK(sharded(), ValueError, "gradient reducer: shard blocks exist only with shard_gradients");
+  return state_->shard_block.at(bucket);
+}
+Tensor GradientReducer::bucket_buffer(size_t bucket) const { return state_->buckets.at(bucket).buffer; }
+
 void GradientReducer::on_grad_ready(size_t param) {
   // Called on the backward thread each time this parameter's gradient has been accumulated.
   const State& s = *state_;
@@ -176,13 +214,14 @@ void GradientReducer::on_grad_ready(size_t param) {
 void GradientReducer::pack_and_queue(size_t index) {
   State& s = *state_;
   State::Bucket& bucket = s.buckets[index];
-  {
+  if (s.options.shard_gradients) {
+    s.pack_sharded(bucket, index);
+  } else {
     TimelineScope scope("pack bucket " + std::to_string(index), "fusion", "main");
     if (!bucket.buffer.defined()) {
       int64_t total = 0;
       for (size_t k : bucket.params) total += s.params[k].second.numel();
-      bucket.buffer = Tensor::empty({total}, DType::Float32, s.device);
-      if (s.device.is_cuda() && !s.comm->device_buffers()) bucket.staging = Tensor::empty_pinned({total});
+      s.allocate(bucket, total);
     }
     int64_t offset = 0;
     for (size_t k : bucket.params) {
@@ -208,13 +247,42 @@ void GradientReducer::pack_and_queue(size_t index) {
   s.changed.notify_all();
 }
 
+void GradientReducer::State::allocate(Bucket& bucket, int64_t total) {
+  bucket.buffer = Tensor::empty({total}, DType::Float32, device);
+  if (device.is_cuda() && !comm->device_buffers()) bucket.staging = Tensor::empty_pinned({total});
+}
+
+void GradientReducer::State::pack_sharded(Bucket& bucket, size_t index) {
+  TimelineScope scope("pack bucket " + std::to_string(index) + " by shard", "fusion", "main");
+  const int64_t block = shard_block[index];
+  for (size_t k : bucket.params) {
+    const ShardSlot& slot = slots[k];
+    const Tensor grad = params[k].second.grad();
+    const Tensor flat = grad.defined() ? grad.view({slot.numel}) : Tensor();
+    for (int r = 0; r < ranks; ++r) {
+      const int64_t at = r * block + slot.offset, length = slot.end(r) - slot.begin(r);
+      if (flat.defined() && length > 0) bucket.buffer.slice(at, at + length).copy_from(flat.slice(slot.begin(r), slot.end(r)));
+      else if (length > 0) bucket.buffer.slice(at, at + length).fill(0.0f);  // no gradient on this rank: zeros
+      if (length < slot.piece) bucket.buffer.slice(at + std::max<int64_t>(length, 0), at + slot.piece).fill(0.0f);
+    }
+  }
+}
+
 void GradientReducer::State::reduce(Bucket& bucket, size_t index) {
   std::string names;
   for (size_t k : bucket.params) names += (names.empty() ? "" : ", ") + params[k].first;
   comm->announce(step, static_cast<int64_t>(index), "allreduce of bucket " + std::to_string(index) + " (" + names + ")");
   TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
   const int64_t count = bucket.buffer.numel();
-  if (bucket.staging.defined()) {
+  if (options.shard_gradients) {
+    if (bucket.staging.defined()) {
+      kernels::cuda::wait_copy(bucket.staged);
+      comm->reduce_scatter(bucket.staging.data<float>(), shard_block[index], ReduceOp::Average);
+      bucket.buffer.copy_from(bucket.staging);
+    } else {
+      comm->reduce_scatter(bucket.buffer.data<float>(), shard_block[index], ReduceOp::Average);
+    }
+  } else if (bucket.staging.defined()) {
     // A host communicator: through pinned memory (copied out when the bucket was packed).
     kernels::cuda::wait_copy(bucket.staged);
     comm->allreduce(bucket.staging.data<float>(), count, ReduceOp::Average, options.compression);
@@ -295,6 +363,8 @@ void GradientReducer::synchronize() {
   {
     TimelineScope scope("unpack", "fusion", "main");
     for (State::Bucket& bucket : s.buckets) {
+      bucket.queued = bucket.done = false;
+      if (s.options.shard_gradients) continue;  // the sharded optimizer reads its block in place
       int64_t offset = 0;
       for (size_t k : bucket.params) {
         Tensor& p = s.params[k].second;
@@ -302,7 +372,6 @@ void GradientReducer::synchronize() {
         p.grad().copy_from(bucket.buffer.slice(offset, offset + p.numel()).view(p.shape()));
         offset += p.numel();
       }
-      bucket.queued = bucket.done = false;
     }
   }
   std::fill(ready_passes_.begin(), ready_passes_.end(), 0);

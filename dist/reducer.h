@@ -14,6 +14,7 @@
 // rank: the thread is left to the process's end (horo-train then aborts the MPI job).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -34,6 +35,21 @@ struct ReducerOptions {
   int64_t fusion_bytes = -1;  // < 0: HORO_FUSION_THRESHOLD, else 16 MiB; 0: one tensor per bucket
   Compression compression = Compression::None;
   int64_t backward_passes_per_step = 1;  // gradient accumulation: reduce after every k-th backward
+  // ZeRO-1: reduce-scatter instead of allreduce, so that each rank receives the average of its own
+  // shard of every bucket only (for dist::ShardedOptimizer, which updates that shard and allgathers
+  // the parameters); synchronize() then leaves grad() as this rank's own, unreduced gradients.
+  bool shard_gradients = false;
+};
+
+// Where a parameter sits in a sharded (ZeRO-1) bucket. Its flattened elements are cut into
+// ranks pieces of `piece` elements (the last shorter or empty); rank r's piece, elements
+// [begin(r), end(r)), lies at `offset` inside rank r's block of the bucket, and a bucket's buffer is
+// the ranks' blocks one after another (each padded with zeros to the same length).
+struct ShardSlot {
+  size_t bucket = 0;
+  int64_t offset = 0, piece = 0, numel = 0;
+  int64_t begin(int rank) const { return std::min(numel, rank * piece); }
+  int64_t end(int rank) const { return std::min(numel, (rank + 1) * piece); }
 };
 
 class GradientReducer {
@@ -54,6 +70,15 @@ class GradientReducer {
   int64_t steps() const;
   // The parameter names in each bucket, in reduction order.
   std::vector<std::vector<std::string>> buckets() const;
+
+  // The parameters it reduces (those that require gradients), in registration order.
+  const std::vector<std::pair<std::string, Tensor>>& parameters() const;
+  // With shard_gradients: each parameter's slot, each bucket's per-rank block length, and the bucket
+  // buffers, whose block rank() holds this rank's averaged gradient shard after synchronize().
+  bool sharded() const;
+  const ShardSlot& shard_slot(size_t param) const;
+  int64_t shard_block(size_t bucket) const;
+  Tensor bucket_buffer(size_t bucket) const;
 
  private:
   struct State;  // shared with the communication thread, which may outlive an abandoned reducer

@@ -25,7 +25,7 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   // Applies one update to every parameter that has a gradient.
-  void step();
+  virtual void step();
   // Zeroes the gradients of every parameter (keeping their buffers).
   void zero_grad();
   std::vector<ParamGroup>& param_groups() { return groups_; }
@@ -38,6 +38,9 @@ class Optimizer {
   // "sgd" or "adam"; checkpoints refuse to load one optimizer's state into the other.
   virtual std::string type_name() const = 0;
   void set_step_count(int64_t steps) { steps_ = steps; }
+  // A fresh optimizer of the same kind and options (no state) over other parameters, e.g. the shards
+  // of a sharded (ZeRO) optimizer.
+  virtual std::unique_ptr<Optimizer> make_like(std::vector<ParamGroup> groups) const = 0;
 
  protected:
   Optimizer(std::vector<ParamGroup> groups, float default_lr);
@@ -60,6 +63,9 @@ class SGD : public Optimizer {
   std::vector<std::pair<std::string, Tensor>> state(const Tensor& param) const override;
   void set_state(const Tensor& param, const std::string& key, const Tensor& value) override;
   std::string type_name() const override { return "sgd"; }
+  std::unique_ptr<Optimizer> make_like(std::vector<ParamGroup> groups) const override {
+    return std::make_unique<SGD>(std::move(groups), options_);
+  }
 
  protected:
   void update(Tensor& param, const Tensor& grad, float lr) override;
@@ -81,6 +87,9 @@ class Adam : public Optimizer {
   std::vector<std::pair<std::string, Tensor>> state(const Tensor& param) const override;
   void set_state(const Tensor& param, const std::string& key, const Tensor& value) override;
   std::string type_name() const override { return "adam"; }
+  std::unique_ptr<Optimizer> make_like(std::vector<ParamGroup> groups) const override {
+    return std::make_unique<Adam>(std::move(groups), options_);
+  }
 
  protected:
   void update(Tensor& param, const Tensor& grad, float lr) override;

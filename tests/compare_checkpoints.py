@@ -5,7 +5,9 @@
 
 same: bit for bit; TOLERANCE: largest relative difference at most this; apart:T: some tensor differs
 by more than T. REGEX keeps only the tensors whose names match. Exit 1 with the reason otherwise.
+HORO_COMPARE_OPTIMIZER=1 compares the optimizer state (/optimizer/<parameter>/<state>) too.
 """
+import os
 import re, sys
 import h5py, numpy as np
 a, b, how = sys.argv[1:4]
@@ -14,10 +16,16 @@ with h5py.File(a) as fa, h5py.File(b) as fb:
     names = []
     for group in ("parameters", "buffers"):
         names += [f"{group}/{n}" for n in fa[group] if pattern.search(n)]
+    if os.environ.get("HORO_COMPARE_OPTIMIZER") == "1":
+        assert "optimizer" in fa and "optimizer" in fb, "a checkpoint holds no optimizer state"
+        fa["optimizer"].visititems(lambda n, o: names.append(f"optimizer/{n}") if isinstance(o, h5py.Dataset) and pattern.search(n) else None)
+        theirs = set()
+        fb["optimizer"].visititems(lambda n, o: theirs.add(f"optimizer/{n}") if isinstance(o, h5py.Dataset) and pattern.search(n) else None)
+        assert theirs == {n for n in names if n.startswith("optimizer/")}, "the optimizer states hold different entries"
     assert names, "no tensor matches"
     worst = 0.0
     for n in names:
-        x, y = np.array(fa[n]), np.array(fb[n])
+        x, y = np.array(fa[n], dtype=np.float64), np.array(fb[n], dtype=np.float64)
         if how == "same":
             assert np.array_equal(x, y), f"{n} differs"
         else:
