@@ -97,7 +97,19 @@ int main(int argc, char** argv) {
     horo::data::ImageDataset test_set;
     horo::Shape sample{1, 28, 28};  // Fashion-MNIST's IDX files
     int64_t data_classes = 10, train_count = 0, train_label_classes = 0;
-    const int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
+    int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
+    // A run resumed on another number of ranks keeps the global batch where it can (horo::apps::resize_on_resume).
+    auto plan_resize = [&](const std::function<int64_t(int64_t)>& batches_per_epoch) {
+      if (!resumed) return;
+      const auto saved = horo::nn::parse_train_config(resumed->train_config, resumed->path + ":train_config");
+      const auto plan = horo::apps::resize_on_resume(resumed->state.ranks, saved.has_batch ? saved.batch : f.config.batch,
+                                                     start_epoch, start_batch, world, f.config.batch,
+                                                     horo::apps::given_on(app)("--batch"), batches_per_epoch);
+      f.config.batch = plan.batch;
+      start_epoch = plan.epoch;
+      start_batch = plan.batch_in_epoch;
+      if (leader && !plan.note.empty()) std::printf("resume: %s\n", plan.note.c_str());
+    };
     if (!f.train_file.empty()) {
       // The model sees samples as the transforms make them (a crop may change the stored size).
       const horo::data::H5DatasetFile file(f.train_file);
@@ -146,6 +158,8 @@ int main(int argc, char** argv) {
     }
 
     if (!f.train_file.empty()) {
+      const int64_t samples = horo::data::H5DatasetFile(f.train_file).schema().count;
+      plan_resize([&](int64_t batch) { return samples / (batch * world); });  // the reader drops the remainder
       auto options = horo::apps::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
       options.rank = rank;
       options.world = world;
@@ -162,6 +176,7 @@ int main(int argc, char** argv) {
     } else {
       auto train_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, true), f.train_images);
       train_count = train_set.size();
+      plan_resize([&](int64_t batch) { return (train_count / world + batch - 1) / batch; });
       auto source = std::make_unique<horo::apps::MemorySource>(train_set, f.config.batch, f.config.seed, rank, world);
       if (resumed && start_batch > 0) source->seek(start_epoch, start_batch);
       train_batches = std::move(source);
@@ -289,7 +304,7 @@ int main(int argc, char** argv) {
       const auto& gen = horo::default_generator();
       saved_path = checkpoints->save(*model, &opt,
                         {.step = step, .epoch = epoch, .batch_in_epoch = batch, .rng_seed = gen.seed(),
-                         .rng_offset = gen.offset(), .data_seed = f.config.seed},
+                         .rng_offset = gen.offset(), .data_seed = f.config.seed, .ranks = world},
                         spec_text, train_config);
     };
 

@@ -38,6 +38,39 @@ std::string locate_non_finite(nn::Module& model, const Tensor& images) {
 
 }  // namespace
 
+ResumePlan resize_on_resume(int64_t saved_ranks, int64_t saved_batch, int64_t epoch, int64_t batch_in_epoch, int64_t ranks,
+                            int64_t batch, bool batch_given, const std::function<int64_t(int64_t batch)>& batches_per_epoch) {
+  ResumePlan plan{batch, epoch, batch_in_epoch, ""};
+  if (saved_ranks <= 0 || saved_ranks == ranks) return plan;  // same ranks (or not recorded): nothing to convert
+  const int64_t saved_global = saved_batch * saved_ranks;
+  if (!batch_given && saved_global % ranks == 0) plan.batch = saved_global / ranks;
+  const int64_t global = plan.batch * ranks;
+  const std::string written = detail::concat(saved_ranks, " ranks x batch ", saved_batch);
+  const std::string now = detail::concat(ranks, " ranks x batch ", plan.batch);
+  if (global == saved_global) {
+    plan.note = detail::concat("the checkpoint was written by ", written, "; on ", now, " the global batch (", global,
+                               ") is the same, so the run continues the same trajectory (samples are dealt by global "
+                               "position; BatchNorm layers normalise over each rank's ", plan.batch, " samples unless --sync-bn)");
+    return plan;
+  }
+  // Another global batch: the same samples already seen, counted in batches of the new size.
+  const int64_t seen = batch_in_epoch * saved_global;
+  plan.batch_in_epoch = seen / global;
+  const int64_t repeated = seen - plan.batch_in_epoch * global;
+  if (plan.batch_in_epoch >= batches_per_epoch(plan.batch)) {
+    ++plan.epoch;
+    plan.batch_in_epoch = 0;
+  }
+  plan.note = detail::concat(
+      "the global batch changes from ", saved_global, " (", written, ") to ", global, " (", now, ")",
+      batch_given ? "" : detail::concat(": ", saved_global, " samples do not split evenly over ", ranks, " ranks"),
+      "; the gradient is averaged over ", global, " samples per step from here on, with the learning rate unchanged; epoch ",
+      plan.epoch + 1, " continues at batch ", plan.batch_in_epoch,
+      repeated > 0 ? detail::concat(" (", repeated, " samples of the interrupted batch are seen again)") : std::string(),
+      batch_given || saved_global % ranks != 0 ? "" : detail::concat("; give --batch ", saved_global / ranks, " to keep it"));
+  return plan;
+}
+
 MemorySource::MemorySource(data::ImageDataset dataset, int64_t batch, uint64_t seed, int64_t rank, int64_t world)
     : dataset_(std::move(dataset)), batch_(batch), seed_(seed), rank_(rank), world_(world),
       per_rank_(dataset_.size() / std::max<int64_t>(1, world)) {

@@ -29,6 +29,20 @@ struct TrainConfig {
   Device device = Device::cpu();  // where the model lives; batches are copied there
 };
 
+// Resuming on a different number of ranks. Both sources deal each epoch's permutation by global
+// position (rank r's j-th sample of batch b is position (b * batch + j) * ranks + r), so global batch
+// b is positions [b * G, (b + 1) * G) with G = per-rank batch x ranks, whatever the rank count: with
+// the same G, a run resumed on other ranks continues the same trajectory (to float rounding, and
+// BatchNorm aside unless it is synchronised). resize_on_resume keeps G when the per-rank batch was not
+// given and G divides evenly, converts the position from the old G to the new one, and says what
+// changes (an empty note when nothing does).
+struct ResumePlan {
+  int64_t batch = 0, epoch = 0, batch_in_epoch = 0;
+  std::string note;
+};
+ResumePlan resize_on_resume(int64_t saved_ranks, int64_t saved_batch, int64_t epoch, int64_t batch_in_epoch, int64_t ranks,
+                            int64_t batch, bool batch_given, const std::function<int64_t(int64_t batch)>& batches_per_epoch);
+
 class BatchSource {
  public:
   virtual ~BatchSource() = default;

@@ -115,6 +115,7 @@ void write_checkpoint_file(const std::string& temporary, const Module& model, co
   h5::write_int(f, "rng_seed", static_cast<int64_t>(state.rng_seed), temporary);
   h5::write_int(f, "rng_offset", static_cast<int64_t>(state.rng_offset), temporary);
   h5::write_int(f, "data_seed", static_cast<int64_t>(state.data_seed), temporary);
+  h5::write_int(f, "ranks", state.ranks, temporary);
   {
     h5::Handle params = h5::create_group(f, "parameters", temporary);
     for (const auto& [name, tensor] : model.named_parameters()) h5::write_tensor(params.get(), name, tensor, temporary + ":/parameters");
@@ -185,6 +186,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.state.rng_seed = static_cast<uint64_t>(h5::read_int(f, "rng_seed", path));
   c.state.rng_offset = static_cast<uint64_t>(h5::read_int(f, "rng_offset", path));
   c.state.data_seed = static_cast<uint64_t>(h5::read_int(f, "data_seed", path));
+  if (h5::has_attribute(f, "ranks")) {
+    c.state.ranks = h5::read_int(f, "ranks", path);
+    HORO_CHECK(c.state.ranks >= 0, IOError, path, ": ranks must not be negative, got ", c.state.ranks);
+  }
   c.parameters = read_group(f, "parameters", path);
   c.buffers = read_group(f, "buffers", path);
   HORO_CHECK(!c.parameters.empty(), IOError, path, ": the checkpoint holds no parameters");

@@ -4,7 +4,7 @@
 //   /optimizer/<dotted name>/<state>     e.g. exp_avg, exp_avg_sq, step (Adam), momentum_buffer (SGD)
 //   root attributes: format_version, model_spec (prototxt), train_config (prototxt), optimizer,
 //   step, epoch, batch_in_epoch (the reader's position), rng_seed, rng_offset (the default
-//   generator: dropout), data_seed
+//   generator: dropout), data_seed, ranks (of the run that wrote it)
 // A checkpoint is data: loading one reads tensors and text, it never runs anything.
 #pragma once
 
@@ -26,6 +26,9 @@ struct TrainingState {
   int64_t batch_in_epoch = 0;  // the index of the next batch within it
   uint64_t rng_seed = 0, rng_offset = 0;
   uint64_t data_seed = 0;
+  // Data-parallel ranks of the run that wrote it (0: not recorded, checkpoints before this field);
+  // with the per-rank batch in train_config, it gives the global batch the position above counts in.
+  int64_t ranks = 0;
 };
 
 struct Checkpoint {
