@@ -97,7 +97,8 @@ std::unique_ptr<Communicator> make_communicator_for(bool gpu) {
     nccl = value == "nccl";
     if (value == "ring") algorithm = Algorithm::Ring;
     else if (value == "mpi") algorithm = Algorithm::Mpi;
-    else if (value != "nccl") throw ValueError("HORO_ALLREDUCE: expected ring, mpi or nccl, got '" + value + "'");
+    else if (value == "hierarchical") algorithm = Algorithm::Hierarchical;
+    else if (value != "nccl") throw ValueError("HORO_ALLREDUCE: expected ring, mpi, hierarchical or nccl, got '" + value + "'");
   }
   auto comm = make_mpi_communicator(algorithm, stall_timeout_from_env());
   HORO_CHECK(comm != nullptr, BackendError,

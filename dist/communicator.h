@@ -16,8 +16,12 @@ namespace horo::dist {
 enum class ReduceOp { Sum, Average };
 enum class Compression { None, Fp16 };  // fp16: values cross the wire as IEEE half floats
 // Auto: the ring for 2 ranks and for messages of at least 1 MiB per rank, MPI_Allreduce (fewer,
-// latency-bound steps) below that; the choice bench/allreduce-w3 measured best on one host.
-enum class Algorithm { Auto, Ring, Mpi };
+// latency-bound steps) below that; the choice bench/allreduce-w3 measured best on one host. When the
+// ranks span several nodes and some node holds several, Auto (for messages below 8 MiB; Hierarchical
+// always) reduces within each node through shared memory, runs the ring over one leader per node, and
+// hands the result back through shared memory. Nodes are those of MPI_Comm_split_type(SHARED), or HORO_NODE_ID's (an
+// integer per rank, to emulate several nodes on one host); HORO_HIERARCHICAL=0|1 turns it off or on.
+enum class Algorithm { Auto, Ring, Mpi, Hierarchical };
 
 // A collective made no progress for HORO_STALL_TIMEOUT seconds; the message names the collective,
 // its tensors and the ranks that never reached it.

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -70,10 +72,15 @@ template <> MPI_Datatype mpi_type<Half>() { return MPI_UINT16_T; }
 
 constexpr int kArrivalTag = 7;
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
+// Auto's hierarchical allreduce stops here: above it, the ring's bandwidth term dominates and one leader
+// per node carrying the node's sum across is no faster than the flat ring (docs/scaling.md).
+constexpr int64_t kHierarchicalAutoBytes = int64_t{8} << 20;
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator(MPI_Comm parent, Algorithm algorithm, double stall_timeout) : algorithm_(algorithm) {
+  // `nested`: the node leaders' own ring inside a hierarchical communicator (no nodes of its own, not
+  // recorded: its traffic is part of the outer allreduce's record).
+  MpiCommunicator(MPI_Comm parent, Algorithm algorithm, double stall_timeout, bool nested = false) : algorithm_(algorithm) {
     stall_timeout_ = stall_timeout;
     MPI_CHECK(MPI_Comm_dup(parent, &comm_));
     MPI_CHECK(MPI_Comm_dup(parent, &control_));
@@ -87,7 +94,9 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_free(&node);
     MPI_CHECK(MPI_Op_create(half_sum, 1, &half_sum_op_));
     arrived_.assign(static_cast<size_t>(size_), {-1, -1});
+    if (nested) return;
     flight_id_ = FlightRecorder::instance().register_communicator();
+    setup_nodes();
   }
 
   ~MpiCommunicator() override {
@@ -95,6 +104,9 @@ class MpiCommunicator : public Communicator {
     MPI_Finalized(&finalized);
     if (finalized) return;
     for (auto& pending : sends_) MPI_Request_free(&pending.request);
+    leaders_.reset();
+    free_window();
+    if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
     MPI_Op_free(&half_sum_op_);
     MPI_Comm_free(&control_);
     MPI_Comm_free(&comm_);
@@ -105,6 +117,7 @@ class MpiCommunicator : public Communicator {
   int local_rank() const override { return local_rank_; }
   int local_size() const override { return local_size_; }
   std::string name() const override {
+    if (hierarchical_) return detail::concat("mpi/hierarchical (", nodes_, " nodes)");
     return algorithm_ == Algorithm::Ring ? "mpi/ring" : algorithm_ == Algorithm::Mpi ? "mpi/mpi" : "mpi/auto";
   }
 
@@ -147,7 +160,10 @@ class MpiCommunicator : public Communicator {
       reduce_any(half_.data(), count);
       for (int64_t i = 0; i < count; ++i) data[i] = to_float(half_[i]);
     } else {
-      reduce_any(data, count);
+      // Auto takes the hierarchical path where it pays (docs/scaling.md): latency-bound messages.
+      const bool hierarchical = hierarchical_ && (algorithm_ != Algorithm::Auto || count * 4 < kHierarchicalAutoBytes);
+      if (hierarchical) this->hierarchical(data, count);
+      else reduce_any(data, count);
       if (scale != 1.0f) {
         for (int64_t i = 0; i < count; ++i) data[i] *= scale;
       }
@@ -344,6 +360,94 @@ class MpiCommunicator : public Communicator {
     }
   }
 
+  // Nodes: HORO_NODE_ID's grouping, else the ranks that share memory. Collective over comm_.
+  void setup_nodes() {
+    const char* forced = std::getenv("HORO_NODE_ID");
+    if (forced && *forced) {
+      char* end = nullptr;
+      const long id = std::strtol(forced, &end, 10);
+      HORO_CHECK(*end == '\0' && id >= 0 && id < (1L << 30), ValueError, "HORO_NODE_ID: expected a node number (>= 0), got '", forced, "'");
+      MPI_CHECK(MPI_Comm_split(comm_, static_cast<int>(id), rank_, &node_));
+    } else {
+      MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_));
+    }
+    MPI_CHECK(MPI_Comm_rank(node_, &node_rank_));
+    MPI_CHECK(MPI_Comm_size(node_, &node_size_));
+    int leader = node_rank_ == 0 ? 1 : 0, widest = 0;
+    MPI_CHECK(MPI_Allreduce(&leader, &nodes_, 1, MPI_INT, MPI_SUM, comm_));
+    MPI_CHECK(MPI_Allreduce(&node_size_, &widest, 1, MPI_INT, MPI_MAX, comm_));
+    const char* toggle = std::getenv("HORO_HIERARCHICAL");
+    const std::string setting = toggle ? toggle : "";
+    HORO_CHECK(setting.empty() || setting == "0" || setting == "1", ValueError, "HORO_HIERARCHICAL: expected 0 or 1, got '", setting, "'");
+    hierarchical_ = size_ > 1 && setting != "0" &&
+                    (algorithm_ == Algorithm::Hierarchical || setting == "1" || (algorithm_ == Algorithm::Auto && nodes_ > 1 && widest > 1));
+    if (!hierarchical_) return;
+    MPI_Comm leaders = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split(comm_, node_rank_ == 0 ? 0 : MPI_UNDEFINED, rank_, &leaders));
+    if (leaders != MPI_COMM_NULL) {
+      leaders_ = std::make_unique<MpiCommunicator>(leaders, Algorithm::Ring, stall_timeout_, /*nested=*/true);
+      MPI_Comm_free(&leaders);
+    }
+  }
+
+  // Room for node_size_ slots of `count` floats in the node's shared window (collective over node_).
+  void ensure_window(int64_t count) {
+    if (count <= slot_floats_) return;
+    free_window();
+    const int64_t slot = std::max<int64_t>(count, 1024);
+    const MPI_Aint bytes = node_rank_ == 0 ? static_cast<MPI_Aint>(slot * node_size_ * static_cast<int64_t>(sizeof(float))) : 0;
+    void* base = nullptr;
+    MPI_CHECK(MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node_, &base, &window_));
+    MPI_Aint size = 0;
+    int unit = 0;
+    MPI_CHECK(MPI_Win_shared_query(window_, 0, &size, &unit, &base));
+    shared_ = static_cast<float*>(base);
+    slot_floats_ = slot;
+    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_));
+  }
+
+  void free_window() {
+    if (window_ == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(window_);
+    MPI_Win_free(&window_);
+    shared_ = nullptr;
+    slot_floats_ = 0;
+  }
+
+  // A barrier over the node that also orders the shared window's reads and writes.
+  void node_barrier(const char* what) {
+    MPI_CHECK(MPI_Win_sync(window_));
+    MPI_Request request;
+    MPI_CHECK(MPI_Ibarrier(node_, &request));
+    wait(&request, 1, what);
+    MPI_CHECK(MPI_Win_sync(window_));
+  }
+
+  // Hierarchical allreduce (a sum): every rank writes its data into its slot of the node's shared
+  // window; node rank j adds slice j of every slot into slot 0 (the node's sum, in node-rank order);
+  // the node leaders run the ring over slot 0; every rank copies the result out.
+  void hierarchical(float* data, int64_t count) {
+    if (node_size_ == 1) {  // a node of one: its leader is itself
+      if (leaders_->size_ > 1) leaders_->ring(data, count);
+      return;
+    }
+    ensure_window(count);
+    const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
+    float* total = shared_;
+    std::memcpy(shared_ + node_rank_ * slot_floats_, data, static_cast<size_t>(bytes));
+    node_barrier("hierarchical allreduce (within the node)");
+    const int64_t begin = count * node_rank_ / node_size_, end = count * (node_rank_ + 1) / node_size_;
+    for (int j = 1; j < node_size_; ++j) {
+      const float* slot = shared_ + j * slot_floats_;
+      for (int64_t i = begin; i < end; ++i) total[i] += slot[i];
+    }
+    node_barrier("hierarchical allreduce (within the node)");
+    if (leaders_ && leaders_->size_ > 1) leaders_->ring(total, count);
+    node_barrier("hierarchical allreduce (across nodes)");
+    std::memcpy(data, total, static_cast<size_t>(bytes));
+    node_barrier("hierarchical allreduce (within the node)");  // slot 0 is rewritten by the next call
+  }
+
   // Polls until every request completes, draining arrival notices; throws StallError past the timeout.
   // Yielding (not sleeping) between polls costs nothing on an idle core and hands the core over when
   // more ranks than cores share a host.
@@ -412,6 +516,14 @@ class MpiCommunicator : public Communicator {
   std::pair<int64_t, int64_t> current_{-1, -1};
   std::string current_what_;
   int flight_id_ = 0;
+  // Hierarchical allreduce: this rank's node, the leaders' ring (leaders only), the node's shared window.
+  MPI_Comm node_ = MPI_COMM_NULL;
+  int node_rank_ = 0, node_size_ = 1, nodes_ = 1;
+  bool hierarchical_ = false;
+  std::unique_ptr<MpiCommunicator> leaders_;
+  MPI_Win window_ = MPI_WIN_NULL;
+  float* shared_ = nullptr;
+  int64_t slot_floats_ = 0;
   int64_t seq_ = 0, label_step_ = -1;
   std::string label_;
 };

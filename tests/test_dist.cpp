@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <functional>
 
 #include "dist/communicator.h"
 #include "dist/reducer.h"
@@ -125,6 +127,51 @@ TEST(Nccl, SumAndBroadcastOnGpuBuffersMatchTheReference) {
 std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& p) { return p.param == Algorithm::Ring ? "ring" : "mpi"; }
 INSTANTIATE_TEST_SUITE_P(Algorithms, CollectiveTest, ::testing::Values(Algorithm::Ring, Algorithm::Mpi), algorithm_name);
 
+// A hierarchical communicator over emulated nodes: HORO_NODE_ID = node_of(rank) on each rank.
+std::unique_ptr<Communicator> hierarchical_over(const std::function<int(int rank, int size)>& node_of) {
+  Communicator& comm = world();
+  ::setenv("HORO_NODE_ID", std::to_string(node_of(comm.rank(), comm.size())).c_str(), 1);
+  auto hierarchical = make_mpi_communicator(Algorithm::Hierarchical, 120.0);
+  ::unsetenv("HORO_NODE_ID");
+  return hierarchical;
+}
+
+// Node layouts: pairs of consecutive ranks, ranks dealt round-robin to 2 nodes, and a last rank alone.
+const std::vector<std::pair<std::string, std::function<int(int, int)>>>& node_layouts() {
+  static const std::vector<std::pair<std::string, std::function<int(int, int)>>> layouts = {
+      {"pairs", [](int r, int) { return r / 2; }},
+      {"round-robin", [](int r, int) { return r % 2; }},
+      {"last alone", [](int r, int n) { return r == n - 1 ? 1 : 0; }}};
+  return layouts;
+}
+
+TEST(Hierarchical, EqualsTheFlatRingForOddSizesAndEveryNodeLayout) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "needs mpirun";
+  auto flat = with_algorithm(Algorithm::Ring);
+  for (const auto& [layout, node_of] : node_layouts()) {
+    auto hierarchical = hierarchical_over(node_of);
+    EXPECT_NE(hierarchical->name().find("hierarchical"), std::string::npos) << hierarchical->name();
+    for (int64_t count : {int64_t{1}, int64_t{3}, int64_t{1000}, int64_t{65537}, (int64_t{1} << 20) + 3}) {
+      for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Average}) {
+        std::vector<float> a(static_cast<size_t>(count)), b;
+        for (int64_t i = 0; i < count; ++i) a[static_cast<size_t>(i)] = value_of(flat->rank(), i);
+        b = a;
+        flat->allreduce(a.data(), count, op);
+        hierarchical->allreduce(b.data(), count, op);
+        double worst = 0;
+        for (int64_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - b[i]));
+        EXPECT_LT(worst, 1e-5) << layout << ", " << count << " floats, op " << static_cast<int>(op);
+      }
+    }
+    // The other collectives are the flat ones: a broadcast from every root still reaches everyone.
+    for (int root = 0; root < hierarchical->size(); ++root) {
+      int64_t value = hierarchical->rank() == root ? 1000 + root : -1;
+      hierarchical->broadcast(&value, sizeof value, root);
+      EXPECT_EQ(value, 1000 + root) << layout << ", root " << root;
+    }
+  }
+}
+
 // A small CNN without dropout, so that a run is deterministic.
 std::shared_ptr<nn::Sequential> small_net(uint64_t seed) {
   manual_seed(seed);
@@ -219,6 +266,16 @@ TEST(Reducer, GpuGradientsThroughEveryBackendEqualOneProcess) {
   auto nccl = nccl_on_rank_gpu();
   run_equivalence({}, 1, 1e-4, *nccl, rank_gpu(*nccl));
   run_equivalence({.fusion_bytes = 300}, 2, 1e-4, *nccl, rank_gpu(*nccl));
+}
+
+// Data-parallel training through the hierarchical allreduce equals one process with the whole batch.
+TEST(Reducer, HierarchicalAllreduceEqualsOneProcess) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "needs mpirun";
+  for (const auto& [layout, node_of] : node_layouts()) {
+    SCOPED_TRACE(layout);
+    auto hierarchical = hierarchical_over(node_of);
+    run_equivalence({.fusion_bytes = 300}, 1, 2e-5, *hierarchical);
+  }
 }
 
 // What a backend cannot take is refused, saying why: fp16 with NCCL at construction, GPU memory
