@@ -69,6 +69,9 @@ class Communicator {
   // Names the next collective for stall reports; every rank announces the same (step, index)
   // sequence, so a rank that is missing can be named. A no-op for one process.
   virtual void announce(int64_t step, int64_t index, const std::string& what) { (void)step, (void)index, (void)what; }
+  // Drops the label announce() left for the next collective's flight record (a wrapping communicator
+  // that runs the collective itself, NCCL, labels its own record instead).
+  virtual void drop_label() {}
   // Seconds without progress before a collective throws StallError (0: wait forever).
   void set_stall_timeout(double seconds) { stall_timeout_ = seconds; }
   double stall_timeout() const { return stall_timeout_; }

@@ -125,6 +125,11 @@ class MpiCommunicator : public Communicator {
     return std::make_unique<MpiCommunicator>(comm_, algorithm_, stall_timeout_);
   }
 
+  void drop_label() override {
+    label_.clear();
+    label_step_ = -1;
+  }
+
   void announce(int64_t step, int64_t index, const std::string& what) override {
     current_ = {step, index};
     current_what_ = what;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
+#include "dist/flight_recorder.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/device.h"
 
@@ -108,7 +109,7 @@ class NcclCommunicator : public Communicator {
 
   void broadcast(void* data, int64_t bytes, int root) override {
     if (!kernels::cuda::is_device_pointer(data)) return mpi_->broadcast(data, bytes, root);
-    enqueue(detail::concat("broadcast of ", bytes, " bytes from rank ", root), true, [&] {
+    enqueue("broadcast from rank " + std::to_string(root), bytes, "bytes", true, [&] {
       return ncclBroadcast(data, data, static_cast<size_t>(bytes), ncclUint8, root, comm_, stream_);
     });
   }
@@ -118,7 +119,7 @@ class NcclCommunicator : public Communicator {
     HORO_CHECK(send_on_device == kernels::cuda::is_device_pointer(recv), ValueError,
                "NCCL allgather: send and receive buffers must both be on the GPU or both on the host");
     if (!send_on_device) return mpi_->allgather(send, bytes_each, recv);
-    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), true, [&] {
+    enqueue("allgather", bytes_each * size(), "bytes", true, [&] {
       return ncclAllGather(send, recv, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_);
     });
   }
@@ -127,7 +128,7 @@ class NcclCommunicator : public Communicator {
     if (!kernels::cuda::is_device_pointer(data)) return mpi_->reduce_scatter(data, count_each, op);
     // In place as NCCL defines it: the receive buffer is this rank's block of the send buffer.
     float* own = data + static_cast<int64_t>(rank()) * count_each;
-    enqueue(detail::concat("reduce-scatter of ", count_each, " floats per rank"), true, [&] {
+    enqueue("reduce-scatter", count_each * size() * 4, "float32", true, [&] {
       return ncclReduceScatter(data, own, static_cast<size_t>(count_each), ncclFloat,
                                op == ReduceOp::Average ? ncclAvg : ncclSum, comm_, stream_);
     });
@@ -136,7 +137,7 @@ class NcclCommunicator : public Communicator {
   void allgather_in_place(void* data, int64_t bytes_each) override {
     if (!kernels::cuda::is_device_pointer(data)) return mpi_->allgather_in_place(data, bytes_each);
     const char* own = static_cast<const char*>(data) + static_cast<int64_t>(rank()) * bytes_each;
-    enqueue(detail::concat("allgather of ", bytes_each, " bytes per rank"), true, [&] {
+    enqueue("allgather", bytes_each * size(), "bytes", true, [&] {
       return ncclAllGather(own, data, static_cast<size_t>(bytes_each), ncclUint8, comm_, stream_);
     });
   }
@@ -148,7 +149,12 @@ class NcclCommunicator : public Communicator {
     return std::make_unique<NcclCommunicator>(mpi_->duplicate());
   }
 
-  void announce(int64_t step, int64_t index, const std::string& what) override { mpi_->announce(step, index, what); }
+  void announce(int64_t step, int64_t index, const std::string& what) override {
+    mpi_->announce(step, index, what);  // the arrival notices name missing ranks in the MPI side's stall reports
+    mpi_->drop_label();                 // the label belongs to this communicator's next NCCL collective
+    label_ = what;
+    label_step_ = step;
+  }
 
   void raise_async_errors() override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -162,10 +168,11 @@ class NcclCommunicator : public Communicator {
     Clock::time_point started;
     bool launched = false;  // NCCL's call has returned and `done` is recorded
     bool joined = true;     // horo's stream waits for `done` (allreduce_async: once join_async ran)
+    uint64_t record = 0;    // its flight record
   };
 
   void queue_allreduce(float* data, int64_t count, ReduceOp op, bool join) {
-    enqueue(detail::concat("allreduce of ", count, " floats"), join, [&] {
+    enqueue("allreduce", count * 4, "float32", join, [&] {
       return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, op == ReduceOp::Average ? ncclAvg : ncclSum,
                            comm_, stream_);
     });
@@ -186,16 +193,24 @@ class NcclCommunicator : public Communicator {
   // after NCCL. NCCL's call runs outside mutex_: it can block the host (connection set-up on first
   // use), and the watchdog must still be able to time it out and abort.
   template <typename Call>
-  void enqueue(const std::string& what, bool join, Call&& call) {
+  void enqueue(const std::string& kind, int64_t bytes, const char* dtype, bool join, Call&& call) {
     const kernels::cuda::DeviceScope scope(device_);
     std::lock_guard<std::mutex> launching(launch_mutex_);  // one launch at a time on this communicator
+    const std::string what = detail::concat(kind, " of ", bytes, " bytes", label_.empty() ? "" : " (" + label_ + ")");
+    // The flight record runs from the launch until the watchdog sees the collective's event complete.
+    const uint64_t record = FlightRecorder::instance().start(flight_id_, ++seq_, kind, label_, label_step_, bytes, dtype, name());
+    label_.clear();
+    label_step_ = -1;
     cudaEvent_t ready = nullptr, done = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (error_) std::rethrow_exception(error_);
+      if (error_) {
+        FlightRecorder::instance().finish(record, "failed: the communicator was aborted earlier");
+        std::rethrow_exception(error_);
+      }
       ready = take_event();
       done = take_event();
-      queued_.push_back(Queued{ready, done, what, Clock::now(), false, join});
+      queued_.push_back(Queued{ready, done, what, Clock::now(), false, join, record});
     }
     changed_.notify_all();
     CUDA_CHECK(cudaEventRecord(ready, kernels::cuda::stream()));
@@ -204,6 +219,7 @@ class NcclCommunicator : public Communicator {
     std::lock_guard<std::mutex> lock(mutex_);
     if (error_) std::rethrow_exception(error_);  // aborted by the watchdog meanwhile
     if (status != ncclSuccess) {
+      FlightRecorder::instance().finish(record, std::string("failed: ") + ncclGetErrorString(status));
       throw BackendError(detail::concat("NCCL ", what, " on rank ", rank(), " failed: ", ncclGetErrorString(status)));
     }
     CUDA_CHECK(cudaEventRecord(done, stream_));
@@ -245,6 +261,7 @@ class NcclCommunicator : public Communicator {
       // Not yet launched: NCCL's call is still blocking the launching thread; only the clock counts.
       const cudaError_t status = oldest.launched ? cudaEventQuery(oldest.done) : cudaErrorNotReady;
       if (status == cudaSuccess) {
+        FlightRecorder::instance().finish(oldest.record, "completed");
         spare_events_.push_back(oldest.ready);
         spare_events_.push_back(oldest.done);
         queued_.pop_front();
@@ -273,7 +290,14 @@ class NcclCommunicator : public Communicator {
   void abort_locked() {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
+    std::string reason = "failed: NCCL aborted";
+    try {
+      if (error_) std::rethrow_exception(error_);
+    } catch (const std::exception& e) {
+      reason = std::string("failed: ") + e.what();
+    }
     for (Queued& q : queued_) {
+      FlightRecorder::instance().finish(q.record, reason);
       spare_events_.push_back(q.ready);
       spare_events_.push_back(q.done);
     }
@@ -281,6 +305,9 @@ class NcclCommunicator : public Communicator {
   }
 
   std::unique_ptr<Communicator> mpi_;
+  int flight_id_ = FlightRecorder::instance().register_communicator();
+  int64_t seq_ = 0, label_step_ = -1;
+  std::string label_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   int device_ = 0;
