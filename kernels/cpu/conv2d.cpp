@@ -90,8 +90,8 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
     // masked-off lanes read nothing), so each row is written once and never re-read.
     const auto lane = hn::Iota(di, 0), width = hn::Set(di, static_cast<int32_t>(ow_n));
     const bool two = s.in_w > n;
-    const auto store_lo = hn::FirstN(d, static_cast<size_t>(std::min(n, s.in_w)));
-    const auto store_hi = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, s.in_w - n)));
+    const auto store_lo = static_cast<size_t>(std::min(n, s.in_w));
+    const auto store_hi = static_cast<size_t>(std::max<int64_t>(0, s.in_w - n));
     for (int64_t c = 0; c < s.in_channels; ++c) {
       for (int64_t r = 0; r < s.in_h; ++r) {
         auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
@@ -111,8 +111,8 @@ void col2im(const Conv2dShape& s, const float* col, float* image) {
           }
         }
         float* dst = image + (c * s.in_h + r) * s.in_w;
-        hn::BlendedStore(acc0, store_lo, d, dst);
-        if (two) hn::BlendedStore(acc1, store_hi, d, dst + n);
+        simd::store_first(acc0, d, dst, store_lo);
+        if (two && store_hi > 0) simd::store_first(acc1, d, dst + n, store_hi);
       }
     }
     return;

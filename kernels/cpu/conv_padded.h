@@ -97,9 +97,15 @@ inline void store_block(const float* block, int64_t cells, int64_t width, int64_
           const int64_t o = o0 + k0 + k;
           const V b = hn::Set(d, bias ? bias[o] : 0.0f);
           for (int64_t j = 0; j < 16; j += n) {
-            const auto mask = hn::FirstN(d, static_cast<size_t>(std::clamp<int64_t>(count - j, 0, n)));
+            const int64_t valid = std::clamp<int64_t>(count - j, 0, n);
+            const auto mask = hn::FirstN(d, static_cast<size_t>(valid));
             const V v = hn::Add(hn::Load(d, t + k * 16 + j), b);
-            hn::BlendedStore(v, mask, d, output + o * plane + cell + c0 + j);
+            float* to = output + o * plane + cell + c0 + j;
+            if (valid == n) {
+              hn::StoreU(v, d, to);
+            } else if (valid > 0) {
+              simd::store_first(v, d, to, static_cast<size_t>(valid));  // masked stores are slow on AMD's AVX2
+            }
             if (stats.sums) {
               const V dev = hn::IfThenElseZero(mask, hn::Sub(v, hn::Set(d, stats.shift[o])));
               float* sum = stats.sums + o * 2 * n;

@@ -82,8 +82,8 @@ void maxpool_row_2x2(const float* r0, int32_t row0, int32_t w, int64_t ow_n, flo
       hn::StoreU(index, di, arg + k);
     } else {
 #if HORO_TARGET_MASKED_MEMORY
-      hn::BlendedStore(best, hn::FirstN(d, static_cast<size_t>(count)), d, out + k);
-      hn::BlendedStore(index, hn::FirstN(di, static_cast<size_t>(count)), di, arg + k);
+      simd::store_first(best, d, out + k, static_cast<size_t>(count));
+      simd::store_first(index, di, arg + k, static_cast<size_t>(count));
 #else
       hn::Store(best, d, buffer);
       hn::Store(index, di, index_buffer);
@@ -135,12 +135,12 @@ void maxpool_backward_row_2x2(const float* grad, const int32_t* arg, int32_t row
     hn::StoreInterleaved2(at(0), at(1), d, buffer);
     hn::StoreInterleaved2(at(w), at(w + 1), d, buffer + 2 * n);
 #if HORO_TARGET_MASKED_MEMORY
-    const auto lo = hn::FirstN(d, static_cast<size_t>(std::min(n, 2 * count)));
-    const auto hi = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, 2 * count - n)));
+    const auto lo = static_cast<size_t>(std::min(n, 2 * count));
+    const auto hi = static_cast<size_t>(std::max<int64_t>(0, 2 * count - n));
     for (int row = 0; row < 2; ++row) {
       float* dst = (row == 0 ? g0 : g1) + 2 * k;
-      hn::BlendedStore(hn::Load(d, buffer + 2 * n * row), lo, d, dst);
-      hn::BlendedStore(hn::Load(d, buffer + 2 * n * row + n), hi, d, dst + n);
+      simd::store_first(hn::Load(d, buffer + 2 * n * row), d, dst, lo);
+      if (hi > 0) simd::store_first(hn::Load(d, buffer + 2 * n * row + n), d, dst + n, hi);
     }
 #else
     std::copy(buffer, buffer + 2 * count, g0 + 2 * k);
