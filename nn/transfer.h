@@ -29,7 +29,8 @@ LoadReport load_tensors(Module& model, const std::map<std::string, Tensor>& sour
 std::vector<std::string> freeze(Module& model, const std::string& pattern, std::vector<std::string>* batch_norms = nullptr);
 
 // Replaces the last Linear layer of the model with a fresh one with `classes` outputs (PyTorch's
-// initialisation); returns its dotted path.
+// initialisation); returns its dotted path. A C++ module that calls its head through a member of its
+// own must set that member instead and call Module::replace_child (examples/fine_tune.cpp).
 std::string replace_head(Module& model, int64_t classes);
 
 }  // namespace horo::nn
