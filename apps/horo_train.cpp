@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <optional>
@@ -40,6 +41,11 @@ int main(int argc, char** argv) {
 
   int rank = 0;
   horo::apps::install_stop_signals("horo-train");
+  // run.json in the log directory (rank 0): what the run was, where it ran, how it ended (docs/runs.md).
+  horo::apps::RunRecord run_record;
+  run_record.program = "horo-train";
+  run_record.started = horo::apps::utc_now();
+  for (int i = 0; i < argc; ++i) run_record.command += (i ? " " : "") + std::string(argv[i]);
   try {
     // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise), each
     // rank on the GPU of its node-local rank unless --device names one.
@@ -317,6 +323,26 @@ int main(int argc, char** argv) {
                   horo::get_num_threads(), horo::kernels::simd_target().c_str(), static_cast<unsigned long long>(f.config.seed), world, comm->name().c_str(),
                   resumed ? horo::detail::concat(" resumed=", resumed->path, "@step", resumed->state.step).c_str() : "");
       std::fflush(stdout);
+      if (!f.log_dir.empty()) {
+        run_record.dir = f.log_dir;
+        auto text = [](double v) { return horo::detail::concat(v); };
+        run_record.config = {
+            {"model", built.name}, {"model_source", spec_source}, {"optimizer", f.optimizer}, {"lr", text(f.config.lr)},
+            {"batch", std::to_string(f.config.batch)}, {"global_batch", std::to_string(f.config.batch * world)},
+            {"epochs", std::to_string(f.config.epochs)}, {"max_steps", std::to_string(f.config.max_steps)},
+            {"seed", std::to_string(f.config.seed)}, {"train", f.train_file.empty() ? f.data_dir + " (IDX)" : f.train_file},
+            {"val", f.val_file}, {"schedule", f.schedule}, {"weight_decay", text(f.weight_decay)}, {"momentum", text(f.momentum)},
+            {"device", f.config.device.str()}, {"zero", std::to_string(f.zero)}, {"sync_bn", f.sync_bn ? "true" : "false"},
+            {"checkpoint_dir", f.checkpoint_dir}, {"resumed_from", resumed ? resumed->path : ""}, {"init_from", f.init_from}};
+        run_record.environment = horo::apps::run_environment();
+        run_record.environment.insert(run_record.environment.end(),
+                                      {{"ranks", std::to_string(world)}, {"threads", std::to_string(horo::get_num_threads())},
+                                       {"communicator", comm->name()}});
+        run_record.flags = app.config_to_str(true, false);
+        run_record.train_config = train_config;
+        run_record.model_spec = spec_text;
+        horo::apps::write_run_record(run_record);
+      }
     }
     f.config.start_epoch = start_epoch;
     f.config.start_batch = start_batch;
@@ -345,10 +371,13 @@ int main(int argc, char** argv) {
       return stopping_ranks == 0 ? 0 : own ? own : SIGTERM;
     };
     int64_t last_step = f.config.start_step;
+    double best_test_accuracy = 0.0;
+    const auto run_start = std::chrono::steady_clock::now();
     callbacks.on_epoch = [&](const horo::apps::EpochReport& r) {
       comm->barrier();  // rank 0 has evaluated: every rank starts the next epoch together
       if (schedule) schedule->step();
       last_step += r.steps;
+      best_test_accuracy = std::max(best_test_accuracy, r.test_accuracy);
       if (f.checkpoint_every == 0 && epoch_complete) save(last_step, r.epoch, 0);
       if (!leader) return;
       progress.finish_line();
@@ -376,6 +405,17 @@ int main(int argc, char** argv) {
     const int exit_code = stopped ? 128 + result.stop_code : 0;  // the shell's convention for "ended by signal N"
     if (!leader) return exit_code;
     progress.finish_line();
+    run_record.status = stopped ? "stopped" : "finished";
+    run_record.ended = horo::apps::utc_now();
+    run_record.result = {{"steps", static_cast<double>(result.step)},
+                         {"epochs", static_cast<double>(result.epochs)},
+                         {"test_accuracy", evaluate ? result.test_accuracy : std::nan("")},
+                         {"best_test_accuracy", evaluate ? best_test_accuracy : std::nan("")},
+                         {"train_images_per_s", static_cast<double>(total_rate)},
+                         {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count()},
+                         {"optimizer_state_mib_rank0", static_cast<double>(state_bytes) / (1 << 20)}};
+    run_record.last_checkpoint = saved_path;
+    horo::apps::write_run_record(run_record);
     if (stopped) {
       log.write_report("horo-train " + built.name + " (stopped)", horo::detail::concat("stopped at step ", result.step));
       std::fprintf(stderr, "horo-train: stopped by %s%s after step %lld (epoch %lld: %lld of %lld batches done)%s\n",
@@ -416,6 +456,20 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "horo-train: error%s: %s\n",
                  horo::dist::launched_by_mpi() ? horo::detail::concat(" (rank ", rank, ")").c_str() : "", e.what());
+    if (run_record.dir.empty() && rank == 0 && !f.log_dir.empty()) {  // failed before the run was set up
+      run_record.dir = f.log_dir;
+      run_record.flags = app.config_to_str(true, false);
+      run_record.environment = horo::apps::run_environment();
+    }
+    if (!run_record.dir.empty()) {
+      run_record.status = "failed";
+      run_record.error = e.what();
+      run_record.ended = horo::apps::utc_now();
+      try {
+        horo::apps::write_run_record(run_record);
+      } catch (const std::exception&) {  // the error above is the one to report
+      }
+    }
     try {
       const std::string record = horo::dist::FlightRecorder::instance().dump(horo::detail::concat("error: ", e.what()));
       if (!record.empty()) {

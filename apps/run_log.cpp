@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <cmath>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "dist/communicator.h"
-#include <sstream>
 
 namespace horo::apps {
 namespace {
@@ -147,6 +150,64 @@ std::string MetricsLog::write_report(const std::string& title, const std::string
                title.c_str(), title.c_str(), summary.c_str(), svg_chart("training loss per step", {{"loss", loss}}).c_str(),
                svg_chart("accuracy per epoch", {{"train", train_acc}, {"test", test_acc}}).c_str(), table.str().c_str());
   std::fclose(f);
+  return path;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+namespace {
+// Writes `text` to `path` through a temporary name, so that a reader never sees half a file.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.flush();
+    HORO_CHECK(out.good(), IOError, temporary, ": writing failed");
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+std::string json_object(const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::string out = "{";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    out += (i ? ", " : "") + detail::json_quote(entries[i].first) + ": " + detail::json_quote(entries[i].second);
+  }
+  return out + "}";
+}
+}  // namespace
+
+std::string write_run_record(const RunRecord& r) {
+  if (r.dir.empty()) return "";
+  std::filesystem::create_directories(r.dir);
+  std::ostringstream out;
+  out << "{\n  \"format\": \"horo-run/1\",\n  \"program\": " << detail::json_quote(r.program)
+      << ",\n  \"command\": " << detail::json_quote(r.command) << ",\n  \"status\": " << detail::json_quote(r.status)
+      << ",\n  \"started\": " << detail::json_quote(r.started) << ",\n  \"ended\": "
+      << (r.ended.empty() ? std::string("null") : detail::json_quote(r.ended))
+      << ",\n  \"error\": " << (r.error.empty() ? std::string("null") : detail::json_quote(r.error))
+      << ",\n  \"config\": " << json_object(r.config) << ",\n  \"environment\": " << json_object(r.environment)
+      << ",\n  \"result\": {";
+  for (size_t i = 0; i < r.result.size(); ++i) {
+    const double v = r.result[i].second;
+    out << (i ? ", " : "") << detail::json_quote(r.result[i].first) << ": ";
+    if (std::isfinite(v)) out << v;
+    else out << "null";
+  }
+  out << "},\n  \"last_checkpoint\": " << (r.last_checkpoint.empty() ? std::string("null") : detail::json_quote(r.last_checkpoint))
+      << ",\n  \"flags\": " << detail::json_quote(r.flags) << ",\n  \"train_config\": " << detail::json_quote(r.train_config)
+      << ",\n  \"model_spec\": " << detail::json_quote(r.model_spec) << "\n}\n";
+  const std::string path = r.dir + "/run.json";
+  write_atomically(path, out.str());
+  if (!r.model_spec.empty()) write_atomically(r.dir + "/model.prototxt", r.model_spec);
+  if (!r.train_config.empty()) write_atomically(r.dir + "/config.prototxt", r.train_config);
   return path;
 }
 

@@ -1,5 +1,7 @@
 #include "apps/version.h"
 
+#include <unistd.h>
+
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
@@ -26,6 +28,22 @@ std::string version_text(const std::string& program) {
                         "SIMD: ", chosen, " (this CPU can run: ", targets, "; HORO_SIMD chooses)\n",
                         "GEMM: ", gemm, "\n",
                         "GPU: ", gpus);
+}
+
+std::vector<std::pair<std::string, std::string>> run_environment() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::string simd, gemm;
+  try {
+    simd = kernels::simd_target();
+    gemm = kernels::cpu::gemm_backend();
+  } catch (const Error& e) {
+    simd = e.what();
+  }
+  std::string gpu = "none";
+  if (kernels::cuda::available()) gpu = detail::concat(kernels::cuda::device_count(), " CUDA device(s)");
+  return {{"horo_version", HORO_VERSION_STRING}, {"git_commit", HORO_GIT_COMMIT}, {"host", host},
+          {"cpu", kernels::cpu_description()}, {"simd", simd}, {"gemm", gemm}, {"gpu", gpu}};
 }
 
 void add_version_flag(CLI::App& app, const std::string& program) {

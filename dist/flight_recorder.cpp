@@ -23,27 +23,6 @@ thread_local uint64_t g_current_record = 0;  // the calling thread's newest open
 
 double now() { return std::chrono::duration<double>(Clock::now() - kOrigin).count(); }
 
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 FlightRecorder& FlightRecorder::instance() {
@@ -112,16 +91,16 @@ std::string FlightRecorder::dump(const std::string& reason) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     out << "{\n  \"format\": \"horo-flight-recorder/1\",\n  \"rank\": " << rank_ << ",\n  \"world\": " << world_
-        << ",\n  \"host\": " << json_string(host) << ",\n  \"pid\": " << getpid() << ",\n  \"reason\": " << json_string(reasons_)
+        << ",\n  \"host\": " << detail::json_quote(host) << ",\n  \"pid\": " << getpid() << ",\n  \"reason\": " << detail::json_quote(reasons_)
         << ",\n  \"clock_origin_unix\": " << std::fixed << kOriginUnix << ",\n  \"dumped_at\": " << now()
         << ",\n  \"capacity\": " << capacity_ << ",\n  \"records\": [";
     for (size_t i = 0; i < records_.size(); ++i) {
       const CollectiveRecord& r = records_[i];
       out << (i ? ",\n    " : "\n    ") << "{\"communicator\": " << r.communicator << ", \"seq\": " << r.seq
-          << ", \"kind\": " << json_string(r.kind) << ", \"what\": " << json_string(r.what) << ", \"step\": " << r.step
-          << ", \"bytes\": " << r.bytes << ", \"dtype\": " << json_string(r.dtype) << ", \"backend\": " << json_string(r.backend)
+          << ", \"kind\": " << detail::json_quote(r.kind) << ", \"what\": " << detail::json_quote(r.what) << ", \"step\": " << r.step
+          << ", \"bytes\": " << r.bytes << ", \"dtype\": " << detail::json_quote(r.dtype) << ", \"backend\": " << detail::json_quote(r.backend)
           << ", \"started\": " << r.started << ", \"ended\": " << (r.ended < 0 ? std::string("null") : std::to_string(r.ended))
-          << ", \"state\": " << json_string(r.state) << "}";
+          << ", \"state\": " << detail::json_quote(r.state) << "}";
     }
     out << "\n  ]\n}\n";
   }

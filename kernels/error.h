@@ -34,6 +34,8 @@ std::string concat(const Args&... args) {
   (out << ... << args);
   return out.str();
 }
+// `text` as a JSON string literal, quotes included.
+std::string json_quote(const std::string& text);
 }  // namespace detail
 
 }  // namespace horo
