@@ -9,25 +9,21 @@
 #include "dist/reducer.h"
 #include "kernels/device.h"
 #include "nn/models.h"
+#include "tests/dist_test_util.h"
 #include "tests/test_util.h"
 
 namespace horo::dist {
 namespace {
 
 namespace F = nn::functional;
+using shared::algorithm_name;
+using shared::flat_parameters;
+using shared::value_of;
+using shared::with_algorithm;
+using shared::world;
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> comm = make_communicator();
-  return *comm;
-}
 
-std::unique_ptr<Communicator> with_algorithm(Algorithm algorithm) {
-  if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
-  return make_mpi_communicator(algorithm, 120.0);
-}
 
-// A value every rank can compute for every (rank, index): the reference needs no communication.
-float value_of(int rank, int64_t i) { return static_cast<float>((i * 7919 + rank * 104729) % 1000) / 250.0f - 2.0f; }
 
 class CollectiveTest : public ::testing::TestWithParam<Algorithm> {};
 
@@ -124,7 +120,6 @@ TEST(Nccl, SumAndBroadcastOnGpuBuffersMatchTheReference) {
   }
 }
 
-std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& p) { return p.param == Algorithm::Ring ? "ring" : "mpi"; }
 INSTANTIATE_TEST_SUITE_P(Algorithms, CollectiveTest, ::testing::Values(Algorithm::Ring, Algorithm::Mpi), algorithm_name);
 
 // A hierarchical communicator over emulated nodes: HORO_NODE_ID = node_of(rank) on each rank.
@@ -190,14 +185,6 @@ void global_batch(int64_t step, int64_t rows, Tensor& x, Tensor& y) {
   y = Tensor::from_vector(labels, {rows});
 }
 
-std::vector<float> flat_parameters(nn::Module& m) {
-  std::vector<float> out;
-  for (const auto& p : m.parameters()) {
-    const auto v = p.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
 
 // Every rank must hold bit-identical parameters: compare with rank 0's.
 void expect_identical_across_ranks(Communicator& comm, nn::Module& m) {

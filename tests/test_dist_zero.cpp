@@ -9,26 +9,22 @@
 #include "dist/sharded_optimizer.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
+#include "tests/dist_test_util.h"
 #include "tests/test_util.h"
 
 namespace horo::dist {
 namespace {
 
 namespace F = nn::functional;
+using shared::algorithm_name;
+using shared::flat_parameters;
+using shared::value_of;
+using shared::with_algorithm;
+using shared::world;
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> comm = make_communicator();
-  return *comm;
-}
 
-std::unique_ptr<Communicator> with_algorithm(Algorithm algorithm) {
-  if (!launched_by_mpi()) return std::make_unique<LocalCommunicator>();
-  return make_mpi_communicator(algorithm, 120.0);
-}
 
-std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& p) { return p.param == Algorithm::Ring ? "ring" : "mpi"; }
 
-float value_of(int rank, int64_t i) { return static_cast<float>((i * 7919 + rank * 104729) % 1000) / 250.0f - 2.0f; }
 
 class ShardCollectiveTest : public ::testing::TestWithParam<Algorithm> {};
 
@@ -89,14 +85,6 @@ void rank_batch(const Communicator& comm, int64_t step, Tensor& x, Tensor& y) {
   y = Tensor::from_vector(labels, {rows}).slice(begin, begin + per_rank).clone();
 }
 
-std::vector<float> flat_parameters(nn::Module& m) {
-  std::vector<float> out;
-  for (const auto& p : m.parameters()) {
-    const auto v = p.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
 
 void train_steps(Communicator& comm, nn::Module& net, optim::Optimizer& optimizer, GradientReducer& reducer, int64_t first, int64_t steps) {
   for (int64_t step = first; step < first + steps; ++step) {
