@@ -17,7 +17,7 @@ cat > space.json <<JSON
            "optimizer": {"type": "categorical", "choices": ["adam", "sgd", "adamw-typo"]}},
  "metric": "test_accuracy", "direction": "maximize"}
 JSON
-tune=(/usr/bin/python3 "$tools/horo-tune" space.json --parallel 2 --out study --horo-train "$bin/horo-train")
+tune=(/usr/bin/python3 "$tools/horo-tune" space.json --parallel 2 --out study --horo-train "$bin/horo-train" --prune-within-epoch --prune-after 256 --startup-trials 2)
 "${tune[@]}" --trials 2 --enqueue '{"lr": 0.01, "optimizer": "adam"}' --enqueue '{"lr": 0.003, "optimizer": "adam"}' >first.txt 2>&1 ||
   { cat first.txt; fail "first call"; }
 "${tune[@]}" --trials 2 --enqueue '{"lr": 1e-9, "optimizer": "adam"}' --enqueue '{"lr": 0.01, "optimizer": "adamw-typo"}' >second.txt 2>&1 ||
