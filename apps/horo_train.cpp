@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
       reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters(),
                                                               horo::dist::ReducerOptions{.shard_gradients = f.zero == 1});
     }
+    if (f.zero == 1 && world == 1 && leader) std::printf("zero: one process, nothing to shard (--zero 1 takes effect under mpirun)\n");
     std::unique_ptr<horo::dist::ShardedOptimizer> sharded;
     if (reducer && f.zero == 1) sharded = std::make_unique<horo::dist::ShardedOptimizer>(*comm, *reducer, *optimizer);
     horo::optim::Optimizer& opt = sharded ? static_cast<horo::optim::Optimizer&>(*sharded) : *optimizer;

@@ -368,7 +368,13 @@ class MpiCommunicator : public Communicator {
   // Nodes: HORO_NODE_ID's grouping, else the ranks that share memory. Collective over comm_.
   void setup_nodes() {
     const char* forced = std::getenv("HORO_NODE_ID");
-    if (forced && *forced) {
+    // Every rank must take the same path below (two different collectives would hang).
+    int given = forced && *forced ? 1 : 0, given_anywhere = 0, given_everywhere = 0;
+    MPI_CHECK(MPI_Allreduce(&given, &given_anywhere, 1, MPI_INT, MPI_MAX, comm_));
+    MPI_CHECK(MPI_Allreduce(&given, &given_everywhere, 1, MPI_INT, MPI_MIN, comm_));
+    HORO_CHECK(given_anywhere == given_everywhere, ValueError, "HORO_NODE_ID is set on some ranks only (rank ", rank_,
+               given ? " has it" : " has not", "): set it on every rank or on none");
+    if (given) {
       char* end = nullptr;
       const long id = std::strtol(forced, &end, 10);
       HORO_CHECK(*end == '\0' && id >= 0 && id < (1L << 30), ValueError, "HORO_NODE_ID: expected a node number (>= 0), got '", forced, "'");
