@@ -271,7 +271,8 @@ void GradientReducer::State::pack_sharded(Bucket& bucket, size_t index) {
 void GradientReducer::State::reduce(Bucket& bucket, size_t index) {
   std::string names;
   for (size_t k : bucket.params) names += (names.empty() ? "" : ", ") + params[k].first;
-  comm->announce(step, static_cast<int64_t>(index), "allreduce of bucket " + std::to_string(index) + " (" + names + ")");
+  const char* kind = options.shard_gradients ? "reduce-scatter" : "allreduce";
+  comm->announce(step, static_cast<int64_t>(index), std::string(kind) + " of bucket " + std::to_string(index) + " (" + names + ")");
   TimelineScope scope("allreduce bucket " + std::to_string(index), "allreduce", "communication");
   const int64_t count = bucket.buffer.numel();
   if (options.shard_gradients) {

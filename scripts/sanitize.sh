@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sanitizer and fuzzing jobs (CI runs all three after the test suite):
 #   scripts/sanitize.sh asan          clang build with AddressSanitizer + UBSan (and libFuzzer coverage) in
-#                                     build-asan/; runs the unit, gradcheck, integration and mpi labels
+#                                     build-asan/; runs the unit, gradcheck, integration and mpi labels, not the
+#                                     accuracy runs nor the heavy ones (whole ResNet trainings, 30-60x slower
+#                                     under ASan; their code runs under it in the unit and gradcheck tests)
 #   scripts/sanitize.sh tsan          clang build with ThreadSanitizer in build-tsan/ (the libraries and the
 #                                     reader's and reducer's tests only); runs them
 #   scripts/sanitize.sh fuzz [SECS]   every libFuzzer target in build-asan/ for SECS seconds each (45), from
@@ -34,11 +36,11 @@ case "$mode" in
     # which train for hundreds to thousands of steps to an accuracy bar through the paths that the
     # shorter integration tests (cli, resnet_cli, e2e, fault_injection), test_images and image_fuzzer
     # take; under ASan they alone would take over 20 minutes of CI's budget.
-    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|mpi" -j "$jobs"
+    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|heavy|mpi" -j "$jobs"
     # Under mpirun, without leak checking: Open MPI loads its components with dlopen and unloads them at
     # MPI_Finalize, so what they keep for the process's life is reported from "<unknown module>",
     # which no suppression can name. Addresses and undefined behaviour are checked as everywhere.
-    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --timeout 1500 -L mpi -LE "cross|accuracy" -j "$jobs"
+    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --timeout 1500 -L mpi -LE "cross|accuracy|heavy" -j "$jobs"
     ;;
   tsan)
     cmake -S . -B build-tsan "${common[@]}" -DHORO_SANITIZE=thread >/dev/null
