@@ -42,6 +42,14 @@ ShardedOptimizer::ShardedOptimizer(Communicator& comm, GradientReducer& reducer,
     }
   }
   inner_ = prototype.make_like(std::move(inner_groups));
+  // The allgather's per-bucket parameter lists and stall labels, made once rather than every step.
+  in_bucket_.resize(reducer.buckets().size());
+  for (size_t k = 0; k < params.size(); ++k) in_bucket_[reducer.shard_slot(k).bucket].push_back(k);
+  for (size_t b = 0; b < in_bucket_.size(); ++b) {
+    std::string names;
+    for (size_t k : in_bucket_[b]) names += (names.empty() ? "" : ", ") + params[k].first;
+    bucket_labels_.push_back("ZeRO-1 allgather of bucket " + std::to_string(b) + " (" + names + ")");
+  }
   synchronized_steps_ = reducer.steps();
 }
 
@@ -74,14 +82,11 @@ void ShardedOptimizer::step() {
   // Every reduced parameter's piece goes out (also those of parameters outside this optimizer, which
   // keep their values), and every other rank's piece comes in.
   const auto& params = reducer_.parameters();
-  const size_t buckets = reducer_.buckets().size();
-  std::vector<std::vector<size_t>> in_bucket(buckets);
-  for (size_t k = 0; k < params.size(); ++k) in_bucket[reducer_.shard_slot(k).bucket].push_back(k);
-  for (size_t b = 0; b < buckets; ++b) {
+  for (size_t b = 0; b < in_bucket_.size(); ++b) {
     TimelineScope scope("allgather parameters of bucket " + std::to_string(b), "allgather", "main");
     Tensor buffer = reducer_.bucket_buffer(b);
     const int64_t block = reducer_.shard_block(b);
-    for (size_t k : in_bucket[b]) {
+    for (size_t k : in_bucket_[b]) {
       const ShardSlot& slot = reducer_.shard_slot(k);
       const int64_t length = slot.end(rank) - slot.begin(rank);
       if (length > 0) {
@@ -89,11 +94,9 @@ void ShardedOptimizer::step() {
             .copy_from(params[k].second.detach().view({slot.numel}).slice(slot.begin(rank), slot.end(rank)));
       }
     }
-    std::string names;
-    for (size_t k : in_bucket[b]) names += (names.empty() ? "" : ", ") + params[k].first;
-    comm_->announce(step_count(), static_cast<int64_t>(b), "ZeRO-1 allgather of bucket " + std::to_string(b) + " (" + names + ")");
+    comm_->announce(step_count(), static_cast<int64_t>(b), bucket_labels_[b]);
     comm_->allgather_in_place(buffer);
-    for (size_t k : in_bucket[b]) {
+    for (size_t k : in_bucket_[b]) {
       const ShardSlot& slot = reducer_.shard_slot(k);
       Tensor flat = params[k].second.detach().view({slot.numel});
       for (int r = 0; r < comm_->size(); ++r) {

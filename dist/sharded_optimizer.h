@@ -68,6 +68,8 @@ class ShardedOptimizer : public optim::Optimizer {
   std::unique_ptr<optim::Optimizer> inner_;  // the update rule over the shards' views
   std::vector<Shard> shards_;
   std::unordered_map<TensorImpl*, size_t> shard_by_param_;
+  std::vector<std::vector<size_t>> in_bucket_;  // the reducer's parameter indices, by bucket
+  std::vector<std::string> bucket_labels_;      // what each bucket's allgather is announced as
   int64_t synchronized_steps_ = 0;  // reducer.steps() at the last step()
   bool consolidated_ = false;
   std::map<size_t, std::vector<std::pair<std::string, Tensor>>> whole_state_;  // by shard, after consolidate_state()
