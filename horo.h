@@ -12,6 +12,7 @@
 #include "nn/models.h"
 #include "nn/module.h"
 #include "nn/norm.h"
+#include "nn/onnx_export.h"
 #include "nn/optim.h"
 #include "nn/spec.h"
 #include "tensor/ops.h"

@@ -18,12 +18,17 @@ int main(int argc, char** argv) {
   int64_t batch = 1000;
   bool json = false;
   std::string logits_path;
+  bool save_inputs = false;
   CLI::App app{"horo-eval: evaluate a checkpoint on an HDF5 dataset"};
   app.add_option("--checkpoint", checkpoint_path, "checkpoint written by horo-train")->required();
   app.add_option("--data", data_path, "HDF5 dataset with labels (docs/data-format.md)")->required();
   app.add_option("--batch", batch, "evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--json", json, "print one JSON object (accuracy, per_class, confusion) instead of tables");
   app.add_option("--save-logits", logits_path, "also write the logits [N, classes] (file order) to this HDF5 file");
+  app.add_flag("--save-inputs", save_inputs,
+               "with --save-logits, also write the model's inputs as /inputs (after resizing, cropping and normalisation), "
+               "to check another runtime (an exported ONNX model) against these logits")
+      ->needs("--save-logits");
   horo::apps::DataFlags data_flags;
   horo::apps::add_evaluation_data_flags(app, data_flags);
   horo::apps::add_version_flag(app, "horo-eval");
@@ -52,10 +57,11 @@ int main(int argc, char** argv) {
     horo::autograd::NoGradGuard no_grad;
     int64_t classes = 0;
     std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
-    std::vector<horo::Tensor> all_logits;
+    std::vector<horo::Tensor> all_logits, all_inputs;
     while (auto b = reader.next()) {
       const horo::Tensor logits = built.model->forward(b->data);
       if (!logits_path.empty()) all_logits.push_back(logits);
+      if (save_inputs) all_inputs.push_back(b->data);
       if (confusion.empty()) {
         classes = logits.size(1);
         HORO_CHECK(reader.schema().num_classes <= classes, horo::ValueError, data_path, " has ", reader.schema().num_classes,
@@ -78,14 +84,23 @@ int main(int argc, char** argv) {
     }
     const double accuracy = total ? static_cast<double>(correct) / total : 0.0;
     if (!logits_path.empty()) {
-      horo::Tensor stacked = horo::Tensor::empty({total, classes});
-      int64_t row = 0;
-      for (const auto& l : all_logits) {
-        stacked.slice(row, row + l.size(0)).copy_from(l);
-        row += l.size(0);
-      }
+      // The batches one under another, in file order.
+      const auto stack = [total](const std::vector<horo::Tensor>& parts) {
+        horo::Shape shape = parts.front().shape();
+        shape[0] = total;
+        horo::Tensor stacked = horo::Tensor::empty(shape);
+        int64_t row = 0;
+        for (const auto& part : parts) {
+          stacked.slice(row, row + part.size(0)).copy_from(part);
+          row += part.size(0);
+        }
+        return stacked;
+      };
       horo::h5::Handle file = horo::h5::create_file(logits_path);
-      horo::h5::write_tensor(file.get(), "logits", stacked, logits_path);
+      if (total > 0) {
+        horo::h5::write_tensor(file.get(), "logits", stack(all_logits), logits_path);
+        if (save_inputs) horo::h5::write_tensor(file.get(), "inputs", stack(all_inputs), logits_path);
+      }
     }
     const auto& names = reader.schema().class_names;
     if (json) {

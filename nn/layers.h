@@ -98,6 +98,7 @@ class AvgPool2d : public Module {
  public:
   explicit AvgPool2d(const Pool2dOptions& options = {});
   Tensor forward(const Tensor& input) override;
+  const ops::Pool2dParams& params() const { return params_; }
   std::string type_name() const override { return "AvgPool2d"; }
   std::string extra_repr() const override;
 
@@ -153,6 +154,7 @@ class LeakyReLU : public Module {
   Tensor forward(const Tensor& x) override { return functional::leaky_relu(x, slope_); }
   std::string type_name() const override { return "LeakyReLU"; }
   std::string extra_repr() const override;
+  float negative_slope() const { return slope_; }
 
  private:
   float slope_;
@@ -177,6 +179,7 @@ class Softmax : public Module {
   explicit Softmax(int64_t dim = -1) : dim_(dim) {}
   Tensor forward(const Tensor& x) override { return functional::softmax(x, dim_); }
   std::string type_name() const override { return "Softmax"; }
+  int64_t dim() const { return dim_; }
 
  private:
   int64_t dim_;
@@ -186,6 +189,7 @@ class LogSoftmax : public Module {
   explicit LogSoftmax(int64_t dim = -1) : dim_(dim) {}
   Tensor forward(const Tensor& x) override { return functional::log_softmax(x, dim_); }
   std::string type_name() const override { return "LogSoftmax"; }
+  int64_t dim() const { return dim_; }
 
  private:
   int64_t dim_;
@@ -197,6 +201,7 @@ class Flatten : public Module {
   explicit Flatten(int64_t start_dim = 1) : start_dim_(start_dim) {}
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Flatten"; }
+  int64_t start_dim() const { return start_dim_; }
 
  private:
   int64_t start_dim_;

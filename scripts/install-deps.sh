@@ -10,9 +10,10 @@
 #                                      (scripts/sanitize.sh)
 set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev procps
-  libeigen3-dev libhwy-dev libopenblas-openmp-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler
+  libeigen3-dev libhwy-dev libopenblas-openmp-dev libhdf5-dev libjpeg-dev libpng-dev libprotobuf-dev protobuf-compiler libonnx-dev
   libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  dataset-fashion-mnist python3-h5py python3-numpy python3-pil python3-torch python3-torchvision python3-optuna)
+  dataset-fashion-mnist python3-h5py python3-numpy python3-pil python3-torch python3-torchvision python3-optuna
+  python3-onnx python3-opencv)
 for arg in "$@"; do
   case "$arg" in
     --peers) packages+=(libtorch-dev libopenblas0-openmp) ;;  # OpenBLAS, so libtorch runs at its best
