@@ -8,7 +8,7 @@
 
 #include "apps/version.h"
 #include "apps/data_flags.h"
-#include "apps/trainer.h"
+#include "train/loop.h"
 #include "nn/checkpoint.h"
 #include "nn/spec.h"
 #include "tensor/hdf5.h"
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     const auto checkpoint = horo::nn::read_checkpoint(checkpoint_path);
     auto built = horo::nn::build_model_from_text(checkpoint.model_spec, checkpoint_path + ":model_spec");
     horo::nn::load_model(*built.model, checkpoint, true);
-    auto options = horo::apps::reader_options(data_path, batch, 0, 1);
+    auto options = horo::training::reader_options(data_path, batch, 0, 1);
     if (!checkpoint.train_config.empty()) {
       const auto settings = horo::nn::parse_train_config(checkpoint.train_config, checkpoint_path + ":train_config");
       horo::apps::merge_data_settings(settings, horo::apps::given_on(app), data_flags);

@@ -14,14 +14,13 @@
 #include <filesystem>
 #include <sstream>
 
-#include "apps/stop_signal.h"
+#include "train/stop_signal.h"
 #include "apps/version.h"
-#include "apps/run_log.h"
+#include "train/run_log.h"
+#include "train/trainer.h"
 #include "apps/train_flags.h"
-#include "apps/trainer.h"
+#include "train/loop.h"
 #include "dist/flight_recorder.h"
-#include "dist/sharded_optimizer.h"
-#include "dist/sync_batch_norm.h"
 #include "dist/timeline.h"
 #include "kernels/device.h"
 #include "kernels/parallel.h"
@@ -40,11 +39,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   int rank = 0;
-  horo::apps::install_stop_signals("horo-train");
+  horo::training::install_stop_signals("horo-train");
   // run.json in the log directory (rank 0): what the run was, where it ran, how it ended (docs/runs.md).
-  horo::apps::RunRecord run_record;
+  horo::training::RunRecord run_record;
   run_record.program = "horo-train";
-  run_record.started = horo::apps::utc_now();
+  run_record.started = horo::training::utc_now();
   for (int i = 0; i < argc; ++i) run_record.command += (i ? " " : "") + std::string(argv[i]);
   try {
     // Under mpirun, GPU training reduces gradients with NCCL (HORO_ALLREDUCE can say otherwise), each
@@ -99,16 +98,16 @@ int main(int argc, char** argv) {
     f.config.device = device;
 
     // Data first: its sample shape and class count shape the model (built-ins take both from the data).
-    std::unique_ptr<horo::apps::BatchSource> train_batches;
+    std::unique_ptr<horo::training::BatchSource> train_batches;
     horo::data::ImageDataset test_set;
     horo::Shape sample{1, 28, 28};  // Fashion-MNIST's IDX files
     int64_t data_classes = 10, train_count = 0, train_label_classes = 0;
     int64_t start_epoch = resumed ? resumed->state.epoch : 0, start_batch = resumed ? resumed->state.batch_in_epoch : 0;
-    // A run resumed on another number of ranks keeps the global batch where it can (horo::apps::resize_on_resume).
+    // A run resumed on another number of ranks keeps the global batch where it can (horo::training::resize_on_resume).
     auto plan_resize = [&](const std::function<int64_t(int64_t)>& batches_per_epoch) {
       if (!resumed) return;
       const auto saved = horo::nn::parse_train_config(resumed->train_config, resumed->path + ":train_config");
-      const auto plan = horo::apps::resize_on_resume(resumed->state.ranks, saved.has_batch ? saved.batch : f.config.batch,
+      const auto plan = horo::training::resize_on_resume(resumed->state.ranks, saved.has_batch ? saved.batch : f.config.batch,
                                                      start_epoch, start_batch, world, f.config.batch,
                                                      horo::apps::given_on(app)("--batch"), batches_per_epoch);
       f.config.batch = plan.batch;
@@ -166,7 +165,7 @@ int main(int argc, char** argv) {
     if (!f.train_file.empty()) {
       const int64_t samples = horo::data::H5DatasetFile(f.train_file).schema().count;
       plan_resize([&](int64_t batch) { return samples / (batch * world); });  // the reader drops the remainder
-      auto options = horo::apps::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
+      auto options = horo::training::reader_options(f.train_file, f.config.batch, f.config.seed, f.config.epochs);
       options.rank = rank;
       options.world = world;
       options.pinned = f.config.device.is_cuda();  // asynchronous copies to the GPU
@@ -176,14 +175,14 @@ int main(int argc, char** argv) {
         options.start_epoch = start_epoch;
         options.start_batch = start_batch;
       }
-      auto source = std::make_unique<horo::apps::ReaderSource>(options);
+      auto source = std::make_unique<horo::training::ReaderSource>(options);
       train_count = source->batches_per_epoch() * f.config.batch * world;
       train_batches = std::move(source);
     } else {
       auto train_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, true), f.train_images);
       train_count = train_set.size();
       plan_resize([&](int64_t batch) { return (train_count / world + batch - 1) / batch; });
-      auto source = std::make_unique<horo::apps::MemorySource>(train_set, f.config.batch, f.config.seed, rank, world);
+      auto source = std::make_unique<horo::training::MemorySource>(train_set, f.config.batch, f.config.seed, rank, world);
       if (resumed && start_batch > 0) source->seek(start_epoch, start_batch);
       train_batches = std::move(source);
     }
@@ -206,12 +205,8 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
     }
-    if (resumed) horo::nn::load_model(*model, *resumed, true);
+    // The parameters live on the device before the optimizer is built on them (its state follows them).
     model->to(f.config.device);
-    if (f.sync_bn) {
-      const int converted = horo::dist::convert_sync_batchnorm(*model, *comm);
-      if (leader) std::printf("sync-bn: %d BatchNorm layers normalise over all %d ranks' batches\n", converted, world);
-    }
 
     // Parameter groups: the head (the last linear layer) at lr, the rest at lr * backbone scale.
     std::vector<horo::Tensor> head, backbone;
@@ -227,34 +222,31 @@ int main(int argc, char** argv) {
     } else {
       optimizer = std::make_unique<horo::optim::Adam>(groups, horo::optim::AdamOptions{.lr = f.config.lr, .weight_decay = f.weight_decay});
     }
-    // ZeRO-1: the reducer reduce-scatters and a sharded optimizer, with the same update rule, keeps
-    // each rank's shard of the state; it is the optimizer that schedules, resumes and saves act on.
-    std::unique_ptr<horo::dist::GradientReducer> reducer;
-    if (world > 1) {
-      reducer = std::make_unique<horo::dist::GradientReducer>(*comm, model->named_parameters(),
-                                                              horo::dist::ReducerOptions{.shard_gradients = f.zero == 1});
-    }
-    if (f.zero == 1 && world == 1 && leader) std::printf("zero: one process, nothing to shard (--zero 1 takes effect under mpirun)\n");
-    std::unique_ptr<horo::dist::ShardedOptimizer> sharded;
-    if (reducer && f.zero == 1) sharded = std::make_unique<horo::dist::ShardedOptimizer>(*comm, *reducer, *optimizer);
-    horo::optim::Optimizer& opt = sharded ? static_cast<horo::optim::Optimizer&>(*sharded) : *optimizer;
-    std::unique_ptr<horo::optim::LRScheduler> schedule;
-    std::unique_ptr<horo::optim::LRScheduler> after;
-    if (f.schedule == "step") after = std::make_unique<horo::optim::StepLR>(opt, f.step_size, f.gamma);
-    if (f.schedule == "cosine") after = std::make_unique<horo::optim::CosineAnnealingLR>(opt, std::max<int64_t>(1, f.config.epochs - f.warmup_steps));
-    if (f.warmup_steps > 0 || after) schedule = std::make_unique<horo::optim::LinearWarmup>(opt, f.warmup_steps, 0.1, std::move(after));
-    if (resumed) {
-      horo::nn::load_optimizer(opt, *model, *resumed);  // sharded: each rank keeps its pieces
-      horo::default_generator().set_state(resumed->state.rng_seed, resumed->state.rng_offset);
-      for (int64_t e = 0; e < start_epoch && schedule; ++e) schedule->step();
-    }
-    // Every rank starts from rank 0's weights and optimizer state (a sharded state was read by every
-    // rank from the same checkpoint).
-    horo::dist::broadcast_parameters(*comm, *model);
-    if (!sharded) horo::dist::broadcast_optimizer_state(*comm, opt, *model);
-    // The end-of-epoch barrier waits for rank 0's evaluation, however long: no watchdog on it (the
-    // reducer's own communicator keeps HORO_STALL_TIMEOUT for the gradient traffic).
-    comm->set_stall_timeout(0);
+    // The session: reducer, ZeRO, SyncBatchNorm, broadcasts, checkpoints, resume, stop signals, logs.
+    horo::training::TrainerOptions session;
+    session.epochs = f.config.epochs;
+    session.batch = f.config.batch;
+    session.max_steps = f.config.max_steps;
+    session.seed = f.config.seed;
+    session.device = f.config.device;
+    session.checkpoint_dir = f.checkpoint_dir;
+    session.checkpoint_every = f.checkpoint_every;
+    session.keep = f.keep;
+    session.log_dir = f.log_dir;
+    session.zero = f.zero;
+    session.sync_bn = f.sync_bn;
+    session.schedule = [&](horo::optim::Optimizer& opt) -> std::unique_ptr<horo::optim::LRScheduler> {
+      std::unique_ptr<horo::optim::LRScheduler> after;
+      if (f.schedule == "step") after = std::make_unique<horo::optim::StepLR>(opt, f.step_size, f.gamma);
+      if (f.schedule == "cosine") after = std::make_unique<horo::optim::CosineAnnealingLR>(opt, std::max<int64_t>(1, f.config.epochs - f.warmup_steps));
+      if (f.warmup_steps > 0 || after) return std::make_unique<horo::optim::LinearWarmup>(opt, f.warmup_steps, 0.1, std::move(after));
+      return nullptr;
+    };
+    session.model_spec = spec_text;
+    session.train_config = horo::apps::train_config_text(f);
+    session.title = "horo-train " + built.name;
+    horo::training::Trainer trainer(*model, *optimizer, *comm, session);
+    if (resumed) trainer.resume(*resumed, start_epoch, start_batch);
 
     // Evaluation (rank 0): the HDF5 validation set, or the IDX test set when training on IDX.
     std::function<double()> evaluate;
@@ -262,7 +254,7 @@ int main(int argc, char** argv) {
     if (leader && !f.val_file.empty()) {
       // Validation data is normalised as the training data is (its statistics, not its own) and
       // cropped as evaluation crops.
-      auto options = horo::apps::reader_options(f.val_file, 1000, 0, 1);
+      auto options = horo::training::reader_options(f.val_file, 1000, 0, 1);
       if (!f.train_file.empty()) options.transforms = horo::apps::evaluation_transforms(f.data);
       {
         const horo::data::H5DatasetFile val(f.val_file);
@@ -277,46 +269,15 @@ int main(int argc, char** argv) {
       options.remainder = horo::data::Remainder::Keep;
       test_count = horo::data::H5DatasetFile(f.val_file).schema().count;
       evaluate = [options, &model] {
-        horo::apps::ReaderSource batches(options);
-        return horo::apps::evaluate(*model, batches);
+        horo::training::ReaderSource batches(options);
+        return horo::training::evaluate(*model, batches);
       };
     } else if (leader && f.train_file.empty()) {
       test_set = horo::data::take(horo::data::load_mnist_split(f.data_dir, false), f.test_images);
       test_count = test_set.size();
-      evaluate = [&] { return horo::apps::evaluate(*model, test_set); };
+      evaluate = [&] { return horo::training::evaluate(*model, test_set); };
     }
 
-    const std::string train_config = horo::apps::train_config_text(f);
-    std::unique_ptr<horo::nn::CheckpointDir> checkpoints;
-    if (leader && !f.checkpoint_dir.empty()) {
-      checkpoints = std::make_unique<horo::nn::CheckpointDir>(f.checkpoint_dir, f.keep);
-      if (resumed) {
-        for (const auto& stale : checkpoints->remove_after(resumed->state.step)) {
-          std::printf("removed %s: later than the checkpoint this run resumes from\n", stale.c_str());
-        }
-      } else {
-        const std::string existing = checkpoints->latest();
-        HORO_CHECK(existing.empty(), horo::ValueError, f.checkpoint_dir, " already holds checkpoints of another run (",
-                   existing, "): resume it with --resume latest, or choose another --checkpoint-dir");
-      }
-    }
-    int64_t saved_step = resumed ? resumed->state.step : -1;
-    std::string saved_path;
-    // Called on every rank: a sharded optimizer state is gathered (a collective) before rank 0 writes.
-    auto save = [&](int64_t step, int64_t epoch, int64_t batch) {
-      if (f.checkpoint_dir.empty()) return;
-      if (sharded) sharded->consolidate_state();
-      saved_step = step;
-      if (!checkpoints) return;
-      const auto& gen = horo::default_generator();
-      saved_path = checkpoints->save(*model, &opt,
-                        {.step = step, .epoch = epoch, .batch_in_epoch = batch, .rng_seed = gen.seed(),
-                         .rng_offset = gen.offset(), .data_seed = f.config.seed, .ranks = world},
-                        spec_text, train_config);
-    };
-
-    horo::apps::MetricsLog log(leader ? f.log_dir : "");
-    horo::apps::ProgressLine progress(f.config.epochs);
     if (leader) {
       std::printf("horo-train: model=%s params=%lld train=%lld test=%lld batch=%lld lr=%g threads=%d simd=%s seed=%llu ranks=%d comm=%s%s\n",
                   built.name.c_str(), static_cast<long long>(model->parameter_count()), static_cast<long long>(train_count),
@@ -340,99 +301,43 @@ int main(int argc, char** argv) {
                                       {{"ranks", std::to_string(world)}, {"threads", std::to_string(horo::get_num_threads())},
                                        {"communicator", comm->name()}});
         run_record.flags = app.config_to_str(true, false);
-        run_record.train_config = train_config;
+        run_record.train_config = session.train_config;
         run_record.model_spec = spec_text;
-        horo::apps::write_run_record(run_record);
+        horo::training::write_run_record(run_record);
       }
     }
-    f.config.start_epoch = start_epoch;
-    f.config.start_batch = start_batch;
-    f.config.start_step = resumed ? resumed->state.step : 0;
-    horo::apps::TrainCallbacks callbacks;
+    horo::training::TrainCallbacks callbacks;
     callbacks.evaluate = evaluate;
-    bool epoch_complete = false;
-    callbacks.on_step = [&](const horo::apps::StepReport& s) {
-      epoch_complete = s.batch_in_epoch == s.batches_per_epoch;
-      if (leader) {
-        progress.update(s);
-        log.step(s);
-      }
-      if (f.checkpoint_every > 0 && s.step % f.checkpoint_every == 0) {
-        const bool epoch_done = s.batch_in_epoch == s.batches_per_epoch;
-        save(s.step, epoch_done ? s.epoch + 1 : s.epoch, epoch_done ? 0 : s.batch_in_epoch);
-      }
-    };
-    // A stop request (SIGTERM, SIGINT) on any rank stops every rank after the same step.
-    int stopping_ranks = 0;
-    callbacks.should_stop = [&]() -> int {
-      const int own = horo::apps::stop_signal_received();
-      float requests = own ? 1.0f : 0.0f;
-      if (world > 1) comm->allreduce(&requests, 1, horo::dist::ReduceOp::Sum);
-      stopping_ranks = static_cast<int>(requests);
-      return stopping_ranks == 0 ? 0 : own ? own : SIGTERM;
-    };
-    int64_t last_step = f.config.start_step;
-    double best_test_accuracy = 0.0;
-    const auto run_start = std::chrono::steady_clock::now();
-    callbacks.on_epoch = [&](const horo::apps::EpochReport& r) {
-      comm->barrier();  // rank 0 has evaluated: every rank starts the next epoch together
-      if (schedule) schedule->step();
-      last_step += r.steps;
-      best_test_accuracy = std::max(best_test_accuracy, r.test_accuracy);
-      if (f.checkpoint_every == 0 && epoch_complete) save(last_step, r.epoch, 0);
-      if (!leader) return;
-      progress.finish_line();
-      std::printf("epoch %lld/%lld steps=%lld loss=%.4f train_acc=%.4f test_acc=%.4f images/s=%.0f", static_cast<long long>(r.epoch),
-                  static_cast<long long>(f.config.epochs), static_cast<long long>(r.steps), r.loss, r.train_accuracy,
-                  r.test_accuracy, r.images_per_s * world);
-      if (world > 1) std::printf(" (per rank %.0f) comm_wait=%.1f%%", r.images_per_s, 100.0 * r.comm_wait_share);
-      std::printf(" data_wait=%.1f%% time=%.1fs\n", 100.0 * r.data_wait_share, r.seconds);
-      std::fflush(stdout);
-      log.epoch(r);
-    };
-    const auto result = horo::apps::train(*model, opt, *train_batches, f.config, callbacks, reducer.get());
-
-    // The run's final state is never lost: whatever ended it (the last epoch, --max-steps, a stop
-    // request), a checkpoint of the last step unless the cadence has just written one.
-    if (result.step != saved_step) save(result.step, result.next_epoch, result.next_batch);
-
-    float total_rate = static_cast<float>(result.train_images_per_s);  // the sum of the ranks' rates
-    comm->allreduce(&total_rate, 1, horo::dist::ReduceOp::Sum);
-    const int64_t state_bytes = horo::dist::optimizer_state_bytes(opt, *model);
-    float all_state_bytes = static_cast<float>(state_bytes);
-    comm->allreduce(&all_state_bytes, 1, horo::dist::ReduceOp::Sum);
-    horo::dist::Timeline::instance().flush();
-    const bool stopped = result.reason == horo::apps::StopReason::Requested;
+    const auto result = trainer.fit(*train_batches, callbacks);
+    const bool stopped = result.reason == horo::training::StopReason::Requested;
     const int exit_code = stopped ? 128 + result.stop_code : 0;  // the shell's convention for "ended by signal N"
     if (!leader) return exit_code;
-    progress.finish_line();
     run_record.status = stopped ? "stopped" : "finished";
-    run_record.ended = horo::apps::utc_now();
+    run_record.ended = horo::training::utc_now();
     run_record.result = {{"steps", static_cast<double>(result.step)},
                          {"epochs", static_cast<double>(result.epochs)},
                          {"test_accuracy", evaluate ? result.test_accuracy : std::nan("")},
-                         {"best_test_accuracy", evaluate ? best_test_accuracy : std::nan("")},
-                         {"train_images_per_s", static_cast<double>(total_rate)},
-                         {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count()},
-                         {"optimizer_state_mib_rank0", static_cast<double>(state_bytes) / (1 << 20)}};
-    run_record.last_checkpoint = saved_path;
-    horo::apps::write_run_record(run_record);
+                         {"best_test_accuracy", evaluate ? result.best_test_accuracy : std::nan("")},
+                         {"train_images_per_s", result.total_images_per_s},
+                         {"seconds", result.seconds},
+                         {"optimizer_state_mib_rank0", static_cast<double>(result.optimizer_state_bytes) / (1 << 20)}};
+    run_record.last_checkpoint = result.last_checkpoint;
+    horo::training::write_run_record(run_record);
     if (stopped) {
-      log.write_report("horo-train " + built.name + " (stopped)", horo::detail::concat("stopped at step ", result.step));
       std::fprintf(stderr, "horo-train: stopped by %s%s after step %lld (epoch %lld: %lld of %lld batches done)%s\n",
-                   horo::apps::signal_name(result.stop_code),
-                   world > 1 ? horo::detail::concat(" on ", stopping_ranks, " of ", world, " ranks").c_str() : "",
+                   horo::training::signal_name(result.stop_code),
+                   world > 1 ? horo::detail::concat(" on ", result.stopping_ranks, " of ", world, " ranks").c_str() : "",
                    static_cast<long long>(result.step), static_cast<long long>(result.next_epoch + 1),
                    static_cast<long long>(result.next_batch), static_cast<long long>(train_batches->batches_per_epoch()),
-                   saved_path.empty() ? "; no --checkpoint-dir, so nothing was saved"
-                                      : horo::detail::concat("; checkpoint ", saved_path, " written: continue with --resume latest").c_str());
+                   result.last_checkpoint.empty() ? "; no --checkpoint-dir, so nothing was saved"
+                                      : horo::detail::concat("; checkpoint ", result.last_checkpoint, " written: continue with --resume latest").c_str());
       return exit_code;
     }
     if (f.config.device.is_cuda()) {
       // The device cache's account: what the run held at its peak, and how often the host waited.
       const auto stats = horo::kernels::cuda::allocator_stats();
       const double mib = 1.0 / (1 << 20);
-      const int64_t steps = std::max<int64_t>(1, last_step - f.config.start_step);
+      const int64_t steps = std::max<int64_t>(1, result.step - result.start_step);
       std::printf("gpu memory: in use %.1f MiB, cached %.1f MiB, peak %.1f MiB, %llu cudaMalloc calls, %llu cache flushes, "
                   "pinned %.1f MiB; host waits %.2f per step\n",
                   static_cast<double>(stats.in_use_bytes) * mib, static_cast<double>(stats.cached_bytes) * mib,
@@ -440,19 +345,16 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(stats.cache_flushes), static_cast<double>(stats.pinned_bytes) * mib,
                   static_cast<double>(horo::kernels::cuda::host_waits()) / static_cast<double>(steps));
     }
-    char final_line[256];
-    std::snprintf(final_line, sizeof final_line, "epochs=%lld train_images_per_s=%.1f test_accuracy=%.4f",
-                  static_cast<long long>(result.epochs), static_cast<double>(total_rate),
-                  evaluate ? result.test_accuracy : std::nan(""));
-    log.write_report("horo-train " + built.name, final_line);
     const double mib = 1.0 / (1 << 20);
-    if (sharded) {
+    if (f.zero == 1 && world > 1) {
       std::printf("optimizer state: %.2f MiB on rank 0, sharded over %d ranks (ZeRO-1; %.2f MiB in all)\n",
-                  static_cast<double>(state_bytes) * mib, world, static_cast<double>(all_state_bytes) * mib);
+                  static_cast<double>(result.optimizer_state_bytes) * mib, world,
+                  static_cast<double>(result.all_optimizer_state_bytes) * mib);
     } else {
-      std::printf("optimizer state: %.2f MiB on %s\n", static_cast<double>(state_bytes) * mib, world > 1 ? "every rank" : "this process");
+      std::printf("optimizer state: %.2f MiB on %s\n", static_cast<double>(result.optimizer_state_bytes) * mib,
+                  world > 1 ? "every rank" : "this process");
     }
-    std::printf("%s\n", final_line);
+    std::printf("%s\n", result.summary.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "horo-train: error%s: %s\n",
@@ -465,9 +367,9 @@ int main(int argc, char** argv) {
     if (!run_record.dir.empty()) {
       run_record.status = "failed";
       run_record.error = e.what();
-      run_record.ended = horo::apps::utc_now();
+      run_record.ended = horo::training::utc_now();
       try {
-        horo::apps::write_run_record(run_record);
+        horo::training::write_run_record(run_record);
       } catch (const std::exception&) {  // the error above is the one to report
       }
     }

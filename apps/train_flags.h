@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "apps/data_flags.h"
-#include "apps/trainer.h"
+#include "train/loop.h"
 #include "nn/spec.h"
 
 namespace horo::apps {
@@ -19,7 +19,7 @@ struct TrainFlags {
   std::string model = "cnn", data_dir = "/usr/share/datasets/fashion-mnist", train_file, val_file;
   std::string optimizer = "adam", schedule = "none", checkpoint_dir, resume, init_from, log_dir = "horo-logs";
   std::vector<std::string> freeze;
-  TrainConfig config;
+  training::TrainConfig config;
   int threads = 0, keep = 3, zero = 0;
   int64_t train_images = -1, test_images = -1, num_classes = 0, checkpoint_every = 0;
   DataFlags data;

@@ -5,7 +5,7 @@ install(TARGETS horo EXPORT horoTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(dir kernels tensor nn data dist)
+foreach(dir kernels tensor nn data dist train)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/horo/${dir}
     FILES_MATCHING PATTERN "*.h")
 endforeach()

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "apps/trainer.h"
+#include "train/loop.h"
 #include "data/idx.h"
 #include "nn/models.h"
 #include "tests/test_util.h"
@@ -84,7 +84,7 @@ TEST(BadInput, NaNInTheLossNamesTheLayerThatProducedIt) {
   model->parameter("features.3.weight").data<float>()[5] = std::nanf("");
   const Tensor x = random_tensor({2, 1, 28, 28});
   const Tensor y = Tensor::from_vector(std::vector<int64_t>{1, 2}, {2});
-  expect_error<NumericError>([&] { apps::train_step(*model, opt, x, y); },
+  expect_error<NumericError>([&] { training::train_step(*model, opt, x, y); },
                              {"loss is NaN", "step 1", "Conv2d 'features.3'"});
   EXPECT_EQ(opt.step_count(), 0);  // the bad step was not applied
   // NaN in the input batch is named as such.
@@ -92,7 +92,7 @@ TEST(BadInput, NaNInTheLossNamesTheLayerThatProducedIt) {
   optim::Adam opt2(clean->parameters());
   Tensor bad = random_tensor({2, 1, 28, 28});
   bad.data<float>()[3] = std::nanf("");
-  expect_error<NumericError>([&] { apps::train_step(*clean, opt2, bad, y); }, {"input batch", "NaN"});
+  expect_error<NumericError>([&] { training::train_step(*clean, opt2, bad, y); }, {"input batch", "NaN"});
 }
 
 TEST(BadInput, MissingAndCorruptIdxFilesNameTheFile) {

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "apps/trainer.h"
+#include "train/loop.h"
 #include "kernels/device.h"
 #include "nn/models.h"
 #include "nn/norm.h"
@@ -273,10 +273,10 @@ TEST(CudaStep, W1StepWaitsForTheHostOnce) {
   const Tensor y = Tensor::from_vector(labels, {64});
   Tensor pinned = Tensor::empty_pinned(x.shape());
   pinned.copy_from(x);
-  for (int warmup = 0; warmup < 2; ++warmup) apps::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu));
+  for (int warmup = 0; warmup < 2; ++warmup) training::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu));
   const uint64_t before = kernels::cuda::host_waits();
   int64_t correct = -1;
-  apps::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu), &correct);
+  training::train_step(*model, opt, pinned.to(kGpu), y.to(kGpu), &correct);
   EXPECT_EQ(kernels::cuda::host_waits() - before, 1u);
   EXPECT_GE(correct, 0);
   EXPECT_LE(correct, 64);
@@ -417,7 +417,7 @@ TEST(CudaDevices, WorkOnTheSecondGpuStaysThere) {
         auto model = nn::make_cnn();
         model->to(second);
         optim::Adam opt(model->parameters());
-        apps::train_step(*model, opt, random_tensor({16, 1, 28, 28}).to(second),
+        training::train_step(*model, opt, random_tensor({16, 1, 28, 28}).to(second),
                          Tensor::from_vector(std::vector<int64_t>(16, 3), {16}).to(second));
         const int gpus = gpus_listing_this_process();
         std::fprintf(stderr, "listed on %d GPU(s)\n", gpus);

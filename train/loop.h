@@ -16,7 +16,7 @@
 #include "nn/layers.h"
 #include "nn/optim.h"
 
-namespace horo::apps {
+namespace horo::training {
 
 struct TrainConfig {
   int64_t epochs = 10;
@@ -115,7 +115,11 @@ struct StepReport {
   double epoch_seconds = 0.0, images_per_s = 0.0, data_wait_share = 0.0;
 };
 
+// The loss of a batch from the model's output and the labels (a scalar tensor); cross-entropy when empty.
+using LossFunction = std::function<Tensor(const Tensor& logits, const Tensor& labels)>;
+
 struct TrainCallbacks {
+  LossFunction loss;                                   // the step's loss (label smoothing, MSE...): cross-entropy by default
   std::function<double()> evaluate;                    // test accuracy after each epoch
   std::function<void(const StepReport&)> on_step;      // after every optimizer step
   std::function<void(const EpochReport&)> on_epoch;    // after each epoch's evaluation
@@ -151,10 +155,11 @@ Device model_device(const nn::Module& model);
 // detection) when the loss is not finite; the weights are then untouched. On a GPU the host waits
 // once, for the loss and the count together (kernels::cuda::host_waits()).
 // With a reducer, gradients are averaged over ranks between backward and the optimizer step.
+// `loss` replaces cross-entropy when given.
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 int64_t* correct = nullptr, dist::GradientReducer* reducer = nullptr);
+                 int64_t* correct = nullptr, dist::GradientReducer* reducer = nullptr, const LossFunction& loss = {});
 
 TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& train_batches, const TrainConfig& config,
                   const TrainCallbacks& callbacks, dist::GradientReducer* reducer = nullptr);
 
-}  // namespace horo::apps
+}  // namespace horo::training

@@ -1,4 +1,4 @@
-#include "apps/run_log.h"
+#include "train/run_log.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 
 #include "dist/communicator.h"
 
-namespace horo::apps {
+namespace horo::training {
 namespace {
 
 std::string clock_text(double seconds) {
@@ -211,4 +211,4 @@ std::string write_run_record(const RunRecord& r) {
   return path;
 }
 
-}  // namespace horo::apps
+}  // namespace horo::training

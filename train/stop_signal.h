@@ -5,7 +5,7 @@
 // SIGUSR1, also has the collective flight recorder write its records (dist/flight_recorder.h).
 #pragma once
 
-namespace horo::apps {
+namespace horo::training {
 
 // Installs the handlers for SIGTERM, SIGINT and SIGUSR1 (once; later calls do nothing). `program` prefixes
 // the one line written to stderr when the first signal arrives.
@@ -15,4 +15,4 @@ int stop_signal_received();
 // "SIGTERM", "SIGINT", "SIGUSR1", or "a signal".
 const char* signal_name(int signal);
 
-}  // namespace horo::apps
+}  // namespace horo::training

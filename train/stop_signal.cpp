@@ -1,4 +1,4 @@
-#include "apps/stop_signal.h"
+#include "train/stop_signal.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 
 #include "dist/flight_recorder.h"
 
-namespace horo::apps {
+namespace horo::training {
 namespace {
 
 volatile std::sig_atomic_t g_received = 0;
@@ -66,4 +66,4 @@ const char* signal_name(int signal) {
   }
 }
 
-}  // namespace horo::apps
+}  // namespace horo::training

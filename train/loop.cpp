@@ -1,4 +1,4 @@
-#include "apps/trainer.h"
+#include "train/loop.h"
 
 #include <chrono>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include "data/sampler.h"
 #include "dist/timeline.h"
 
-namespace horo::apps {
+namespace horo::training {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -163,12 +163,14 @@ double evaluate(nn::Module& model, const data::ImageDataset& dataset, int64_t ba
 }
 
 float train_step(nn::Module& model, optim::Optimizer& optimizer, const Tensor& images, const Tensor& labels,
-                 int64_t* correct, dist::GradientReducer* reducer) {
+                 int64_t* correct, dist::GradientReducer* reducer, const LossFunction& loss_function) {
   Tensor logits, loss;
   {
     dist::TimelineScope scope("forward", "compute", "main");
     logits = model.forward(images);
-    loss = nn::functional::cross_entropy(logits, labels);
+    loss = loss_function ? loss_function(logits, labels) : nn::functional::cross_entropy(logits, labels);
+    HORO_CHECK(loss.defined() && loss.numel() == 1, ShapeError, "the training loss must be one value, got ",
+               loss.defined() ? loss.describe() : std::string("an undefined tensor"));
   }
   // The step's one host wait: the loss and the correct count, copied together.
   const Tensor both = ops::cat({loss.detach().view({1}), ops::count_correct(logits.detach(), labels).view({1})}, 0)
@@ -215,7 +217,7 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
       const int64_t size = batch->labels.numel();
       int64_t batch_correct = 0;
       const float loss = train_step(model, optimizer, batch->images.to(config.device), batch->labels.to(config.device),
-                                    &batch_correct, reducer);
+                                    &batch_correct, reducer, callbacks.loss);
       loss_sum += static_cast<double>(loss) * size;
       correct += batch_correct;
       seen += size;
@@ -258,4 +260,4 @@ TrainResult train(nn::Module& model, optim::Optimizer& optimizer, BatchSource& t
   return result;
 }
 
-}  // namespace horo::apps
+}  // namespace horo::training

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "apps/trainer.h"
+#include "train/loop.h"
 
-namespace horo::apps {
+namespace horo::training {
 
 class ProgressLine {
  public:
@@ -65,4 +65,4 @@ std::string write_run_record(const RunRecord& record);
 // The current time as ISO 8601 UTC ("2026-12-02T11:40:00Z").
 std::string utc_now();
 
-}  // namespace horo::apps
+}  // namespace horo::training
