@@ -9,4 +9,6 @@ jobs=${HORO_BUILD_JOBS:-$(nproc)}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
 cd build
-ctest --output-on-failure --timeout 900 "$@"
+# Two tests at a time on two cores: ctest keeps the ones marked PROCESSORS 2 (the timing-sensitive
+# multi-rank runs) alone.
+ctest --output-on-failure --timeout 900 -j "$jobs" "$@"
