@@ -35,8 +35,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto checkpoint = horo::nn::read_checkpoint(checkpoint_path);
-    auto built = horo::nn::build_model_from_text(checkpoint.model_spec, checkpoint_path + ":model_spec");
-    horo::nn::load_model(*built.model, checkpoint, true);
+    auto built = horo::nn::build_model_from_checkpoint(checkpoint);
     auto options = horo::training::reader_options(data_path, batch, 0, 1);
     if (!checkpoint.train_config.empty()) {
       const auto settings = horo::nn::parse_train_config(checkpoint.train_config, checkpoint_path + ":train_config");

@@ -27,8 +27,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto checkpoint = horo::nn::read_checkpoint(checkpoint_path);
-    auto built = horo::nn::build_model_from_text(checkpoint.model_spec, checkpoint_path + ":model_spec");
-    horo::nn::load_model(*built.model, checkpoint, true);
+    auto built = horo::nn::build_model_from_checkpoint(checkpoint);
     built.model->eval();
     options.dynamic_batch = !static_batch;
     options.graph_name = built.name.empty() ? "horo" : built.name;

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <string>
 
-#include "data/dataset_writer.h"
 #include "data/reader.h"
 #include "dist/communicator.h"
 #include "dist/reducer.h"
@@ -17,14 +16,7 @@ int main(int argc, char** argv) {
   const int rank = comm->rank(), ranks = comm->size();
   try {
     const std::string path = std::string(argc > 1 ? argv[1] : ".") + "/quadrants.h5";
-    if (rank == 0) {
-      std::vector<float> images;
-      std::vector<int64_t> labels;
-      quadrant_images(2048, 7, images, labels);
-      horo::data::DatasetWriter writer(path, horo::DType::Float32, {1, 16, 16}, /*labels=*/true, {});
-      writer.append(images.data(), 2048, labels.data());
-      writer.finish();
-    }
+    if (rank == 0) write_quadrant_dataset(path, 2048, 7);
     comm->barrier();  // the file exists for everyone
 
     horo::manual_seed(static_cast<uint64_t>(rank));  // different on purpose: the broadcast makes them equal

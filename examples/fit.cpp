@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <string>
 
-#include "data/dataset_writer.h"
 #include "residual_net.h"
 #include "train/trainer.h"
 
@@ -16,14 +15,7 @@ int main(int argc, char** argv) {
   try {
     const std::string dir = argc > 1 ? argv[1] : ".";
     const std::string path = dir + "/quadrants-fit.h5";
-    if (rank == 0) {
-      std::vector<float> images;
-      std::vector<int64_t> labels;
-      quadrant_images(2048, 7, images, labels);
-      horo::data::DatasetWriter writer(path, horo::DType::Float32, {1, 16, 16}, /*labels=*/true, {});
-      writer.append(images.data(), 2048, labels.data());
-      writer.finish();
-    }
+    if (rank == 0) write_quadrant_dataset(path, 2048, 7);
     comm->barrier();
     std::vector<float> held_out_images;
     std::vector<int64_t> held_out_labels;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <horo/horo.h>
+#include <horo/data/dataset_writer.h>
 
 #include <random>
 #include <vector>
@@ -65,6 +66,16 @@ inline void quadrant_images(int64_t count, uint64_t seed, std::vector<float>& im
       }
     }
   }
+}
+
+// Writes `count` of them to `path` in horo's HDF5 layout (float32 [count, 1, 16, 16] and labels).
+inline void write_quadrant_dataset(const std::string& path, int64_t count, uint64_t seed) {
+  std::vector<float> images;
+  std::vector<int64_t> labels;
+  quadrant_images(count, seed, images, labels);
+  horo::data::DatasetWriter writer(path, horo::DType::Float32, {1, 16, 16}, /*labels=*/true, {});
+  writer.append(images.data(), count, labels.data());
+  writer.finish();
 }
 
 // The share of rows whose largest logit is at their label.

@@ -12,6 +12,7 @@
 #include <memory>
 #include <regex>
 
+#include "nn/spec.h"
 #include "tensor/hdf5.h"
 
 namespace horo::nn {
@@ -276,6 +277,14 @@ std::vector<std::string> CheckpointDir::remove_after(int64_t step) {
 std::string CheckpointDir::latest() const {
   const auto found = list();
   return found.empty() ? std::string() : found.back().second;
+}
+
+BuiltModel build_model_from_checkpoint(const Checkpoint& checkpoint) {
+  HORO_CHECK(!checkpoint.model_spec.empty(), ValueError, checkpoint.path,
+             ": holds no model specification (a model built in C++ saved it); build the model, then load_model()");
+  BuiltModel built = build_model_from_text(checkpoint.model_spec, checkpoint.path + ":model_spec");
+  load_model(*built.model, checkpoint, true);
+  return built;
 }
 
 }  // namespace horo::nn

@@ -38,6 +38,11 @@ std::string summary_table(const BuiltModel& built);
 
 // Builds the model described by `text`; `source` names it in errors (a path, or "cnn").
 BuiltModel build_model_from_text(const std::string& text, const std::string& source);
+struct Checkpoint;
+// The model a checkpoint was saved from, built from its specification with its weights and buffers
+// loaded (strictly: every tensor present, shapes equal); ValueError naming the file when the
+// checkpoint holds no specification (a model built in C++: build it, then nn::load_model).
+BuiltModel build_model_from_checkpoint(const Checkpoint& checkpoint);
 // A built-in name ("cnn", "mlp": the files models/*.prototxt, compiled in) or a .prototxt path.
 BuiltModel build_model(const std::string& name_or_path);
 // Whether name_or_path names a built-in model (no '/' and no ".prototxt") rather than a file.
