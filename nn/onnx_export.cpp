@@ -115,9 +115,11 @@ class Exporter {
     }
     if (const auto* concat = dynamic_cast<const Concat*>(&m)) return concat_layer(*concat, in, out);
     throw ValueError(detail::concat("ONNX export: ", m.where(), " (", type,
-                                    ") has no ONNX form in horo's exporter; the layers it writes are Conv2d, Linear, "
-                                    "BatchNorm1d/2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, "
-                                    "Tanh, GELU, Softmax, LogSoftmax, Flatten, Dropout, Identity, Add, Concat"));
+                                    ") has no ONNX form in horo's exporter, which walks Sequential and Graph containers "
+                                    "of horo's layers (a Module with a forward() of its own cannot be read: wire it as "
+                                    "a Graph); the layers it writes are Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, "
+                                    "AvgPool2d, AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, "
+                                    "LogSoftmax, Flatten, Dropout, Identity, Add, Concat"));
   }
 
   Value batch_norm(const BatchNorm& bn, const Value& x, const std::string& out) {
