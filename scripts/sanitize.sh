@@ -2,14 +2,17 @@
 # Sanitizer and fuzzing jobs (CI runs all three after the test suite):
 #   scripts/sanitize.sh asan          clang build with AddressSanitizer + UBSan (and libFuzzer coverage) in
 #                                     build-asan/; runs the unit, gradcheck, integration and mpi labels, not the
-#                                     accuracy runs nor the heavy ones (whole ResNet trainings, 30-60x slower
-#                                     under ASan; their code runs under it in the unit and gradcheck tests)
+#                                     accuracy runs, the heavy ones (whole ResNet trainings, 30-60x slower
+#                                     under ASan, and the examples project's build) nor the process-killing
+#                                     fault tests (label faults: 490 s of CI under ASan); their code runs under
+#                                     it in the unit, gradcheck and shorter integration tests
 #   scripts/sanitize.sh tsan          clang build with ThreadSanitizer in build-tsan/ (the libraries and the
 #                                     reader's and reducer's tests only); runs them
 #   scripts/sanitize.sh fuzz [SECS]   every libFuzzer target in build-asan/ for SECS seconds each (45), from
 #                                     its seed corpus in fuzz/corpus/; a finding fails the job and is kept
 #                                     in build-asan/fuzz-findings/ (docs/fuzzing.md)
 # Reports are fatal (no recovery); suppressions live in tests/sanitizers/ with the reason for each.
+# Both builds compile the CPU kernels for every SIMD target but AVX-512 (CMakeLists.txt says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --sanitizers
@@ -34,13 +37,15 @@ case "$mode" in
     # Everything but: the aarch64 check (cross-compiled without sanitizers, run by the main suite), and
     # the `accuracy` runs (W1 twice, ResNet-20, the image-folder pipeline alone and under mpirun),
     # which train for hundreds to thousands of steps to an accuracy bar through the paths that the
-    # shorter integration tests (cli, resnet_cli, e2e, fault_injection), test_images and image_fuzzer
+    # shorter integration tests (cli, resnet_cli, e2e), test_images and image_fuzzer
     # take; under ASan they alone would take over 20 minutes of CI's budget.
-    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|heavy|mpi" -j "$jobs"
+    # The fault tests (fault_injection, mpi_auto_restart) kill and restart whole training runs dozens of
+    # times: 490 s under ASan on a 2-core Zen 3, against 46 s in the main suite, which runs them.
+    ctest --output-on-failure --timeout 1500 -L "unit|gradcheck|integration" -LE "cross|accuracy|heavy|faults|mpi" -j "$jobs"
     # Under mpirun, without leak checking: Open MPI loads its components with dlopen and unloads them at
     # MPI_Finalize, so what they keep for the process's life is reported from "<unknown module>",
     # which no suppression can name. Addresses and undefined behaviour are checked as everywhere.
-    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --timeout 1500 -L mpi -LE "cross|accuracy|heavy" -j "$jobs"
+    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --timeout 1500 -L mpi -LE "cross|accuracy|heavy|faults" -j "$jobs"
     ;;
   tsan)
     cmake -S . -B build-tsan "${common[@]}" -DHORO_SANITIZE=thread >/dev/null
