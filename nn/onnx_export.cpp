@@ -41,7 +41,6 @@ class Exporter {
     return emit_layer(module, {input});
   }
 
-  int64_t nodes() const { return graph_.node_size(); }
   int64_t parameters() const { return parameters_; }
 
  private:
@@ -89,8 +88,8 @@ class Exporter {
     if (const auto* pool = dynamic_cast<const AvgPool2d*>(&m)) return pooling("AveragePool", pool->params(), m, x, out, true);
     if (const auto* pool = dynamic_cast<const AdaptiveAvgPool2d*>(&m)) return adaptive_pooling(*pool, x, out);
     if (dynamic_cast<const Identity*>(&m) || dynamic_cast<const Dropout*>(&m)) return x;  // eval(): both pass x on
-    if (type == "ReLU" || type == "Sigmoid" || type == "Tanh") {
-      node(type == "ReLU" ? "Relu" : type, {x.name}, out, m);
+    if (dynamic_cast<const ReLU*>(&m) || dynamic_cast<const Sigmoid*>(&m) || dynamic_cast<const Tanh*>(&m)) {
+      node(dynamic_cast<const ReLU*>(&m) ? "Relu" : type, {x.name}, out, m);
       return {out, x.sample};
     }
     if (const auto* leaky = dynamic_cast<const LeakyReLU*>(&m)) {
@@ -127,8 +126,8 @@ class Exporter {
                " has no running statistics (track_running_stats false), so at inference it would normalise each "
                "batch by its own statistics, which ONNX's BatchNormalization cannot do");
     const int64_t c = bn.options().features;
-    const std::string scale = bn.weight.defined() ? initializer(bn.weight) : constant(bn.path() + ".weight", std::vector<float>(c, 1.0f));
-    const std::string shift = bn.bias.defined() ? initializer(bn.bias) : constant(bn.path() + ".bias", std::vector<float>(c, 0.0f));
+    const std::string scale = bn.weight.defined() ? initializer(bn.weight) : constant(bn.path() + ".weight", std::vector<float>(c, 1.0f), {c});
+    const std::string shift = bn.bias.defined() ? initializer(bn.bias) : constant(bn.path() + ".bias", std::vector<float>(c, 0.0f), {c});
     auto& n = node("BatchNormalization", {x.name, scale, shift, initializer(bn.running_mean), initializer(bn.running_var)}, out, bn);
     real(n, "epsilon", bn.options().eps);
     return {out, x.sample};
@@ -261,16 +260,13 @@ class Exporter {
     return constant(t.name(), t.to_vector(), t.shape());
   }
 
-  std::string constant(const std::string& name, const std::vector<float>& values, const Shape& shape = {-1}) {
+  // A float32 initializer of `shape` (empty: a scalar), written once per name.
+  std::string constant(const std::string& name, const std::vector<float>& values, const Shape& shape) {
     if (!written_.insert(name).second) return name;
     onnx::TensorProto* t = graph_.add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
-    if (shape.size() == 1 && shape[0] == -1) {
-      t->add_dims(static_cast<int64_t>(values.size()));
-    } else {
-      for (int64_t d : shape) t->add_dims(d);
-    }
+    for (int64_t d : shape) t->add_dims(d);
     // raw_data is little-endian by the ONNX specification, as every machine horo builds for.
     t->set_raw_data(values.data(), values.size() * sizeof(float));
     parameters_ += static_cast<int64_t>(values.size());
