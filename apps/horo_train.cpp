@@ -5,9 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <csignal>
 #include <optional>
 #include <cstdio>
 #include <cstdlib>

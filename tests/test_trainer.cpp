@@ -116,6 +116,13 @@ TEST(Trainer, LossCallbackReplacesCrossEntropy) {
   EXPECT_EQ(result.step, 2);
   EXPECT_EQ(model->parameters().front().to_vector(), before);
   EXPECT_TRUE(result.last_checkpoint.empty());  // no checkpoint_dir: nothing written
+  MemorySource more(random_dataset(64, 3), 32, 1);
+  try {
+    trainer.fit(more);
+    FAIL() << "a second fit() on one Trainer was accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("once per Trainer"), std::string::npos) << e.what();
+  }
 
   TrainCallbacks bad;
   bad.loss = [](const Tensor& logits, const Tensor&) { return logits; };  // not one value

@@ -55,6 +55,9 @@ std::string Trainer::save_checkpoint(int64_t step, int64_t epoch, int64_t batch_
 }
 
 FitResult Trainer::fit(BatchSource& batches, const TrainCallbacks& user) {
+  HORO_CHECK(!fitted_, ValueError, "Trainer: fit() runs once per Trainer (its gradient reducer is already attached); "
+             "continue a run with a new Trainer and resume()");
+  fitted_ = true;
   install_stop_signals("horo");
   const bool leader = rank() == 0;
   const int ranks = world();

@@ -85,7 +85,9 @@ class Trainer {
   // The newest checkpoint in `dir`, or nullopt when there is none.
   static std::optional<nn::Checkpoint> latest_checkpoint(const std::string& dir, int keep = 3);
 
-  // Trains until `epochs`, `max_steps` or a stop request; the model ends on `device`.
+  // Trains until `epochs`, `max_steps` or a stop request; the model ends on `device`. Once per
+  // Trainer (ValueError on a second call: its reducer already hooks the parameters' gradients); a
+  // new Trainer continues a run, through resume().
   FitResult fit(BatchSource& batches, const TrainCallbacks& callbacks = {});
 
   // The optimizer the run steps: the sharded one under ZeRO-1 (valid after fit() started).
@@ -107,6 +109,7 @@ class Trainer {
   std::unique_ptr<dist::ShardedOptimizer> sharded_;
   std::unique_ptr<nn::CheckpointDir> checkpoints_;
   int64_t saved_step_ = -1;
+  bool fitted_ = false;
   std::string saved_path_;
 };
 
