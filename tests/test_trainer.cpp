@@ -8,10 +8,14 @@
 #include <random>
 
 #include "nn/models.h"
+#include "tests/test_util.h"
 #include "train/trainer.h"
 
 namespace horo::training {
 namespace {
+
+using horo::testing::expect_error;
+using TrainerTest = horo::testing::ScratchDirTest;
 
 data::ImageDataset random_dataset(int64_t count, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -60,14 +64,8 @@ RunOutcome run(const std::string& dir, int64_t max_steps, bool resume, const Tra
   return r;
 }
 
-std::string fresh_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("horo-trainer-" + name + "-" + std::to_string(std::random_device{}()));
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
-TEST(Trainer, StoppedAndResumedEqualsUninterrupted) {
-  const RunOutcome whole = run(fresh_dir("whole"), -1, false);
+TEST_F(TrainerTest, StoppedAndResumedEqualsUninterrupted) {
+  const RunOutcome whole = run(path("whole"), -1, false);
   EXPECT_EQ(whole.result.step, 30);
   EXPECT_EQ(whole.result.reason, StopReason::Completed);
   EXPECT_TRUE(std::filesystem::exists(whole.dir + "/ckpt-28.h5"));
@@ -75,7 +73,7 @@ TEST(Trainer, StoppedAndResumedEqualsUninterrupted) {
 
   // Stopped by a callback after step 13 (mid-epoch, between checkpoints): the final checkpoint
   // keeps step 13, and the resumed run continues from it.
-  const std::string dir = fresh_dir("stopped");
+  const std::string dir = path("stopped");
   TrainCallbacks stop_at_13;
   int64_t steps = 0;
   stop_at_13.on_step = [&](const StepReport& s) { steps = s.step; };
@@ -92,14 +90,13 @@ TEST(Trainer, StoppedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(second.weights, whole.weights) << "the resumed run's weights differ from the uninterrupted run's";
 }
 
-TEST(Trainer, LossCallbackReplacesCrossEntropy) {
+TEST_F(TrainerTest, LossCallbackReplacesCrossEntropy) {
   TrainCallbacks half;
   int calls = 0;
   half.loss = [&](const Tensor& logits, const Tensor& labels) {
     ++calls;
     return nn::functional::cross_entropy(logits, labels) * 0.0f;  // no gradient: the weights stay
   };
-  const std::string dir = fresh_dir("loss");
   auto comm = dist::make_communicator();
   manual_seed(5);
   auto model = nn::make_mlp(10);
@@ -117,26 +114,16 @@ TEST(Trainer, LossCallbackReplacesCrossEntropy) {
   EXPECT_EQ(model->parameters().front().to_vector(), before);
   EXPECT_TRUE(result.last_checkpoint.empty());  // no checkpoint_dir: nothing written
   MemorySource more(random_dataset(64, 3), 32, 1);
-  try {
-    trainer.fit(more);
-    FAIL() << "a second fit() on one Trainer was accepted";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("once per Trainer"), std::string::npos) << e.what();
-  }
+  expect_error<ValueError>([&] { trainer.fit(more); }, {"once per Trainer"});
 
   TrainCallbacks bad;
   bad.loss = [](const Tensor& logits, const Tensor&) { return logits; };  // not one value
   MemorySource again(random_dataset(64, 3), 32, 1);
   Trainer second(*model, sgd, *comm, options);
-  try {
-    second.fit(again, bad);
-    FAIL() << "a loss of many values was accepted";
-  } catch (const ShapeError& e) {
-    EXPECT_NE(std::string(e.what()).find("one value"), std::string::npos) << e.what();
-  }
+  expect_error<ShapeError>([&] { second.fit(again, bad); }, {"one value"});
 }
 
-TEST(Trainer, RefusesMisuse) {
+TEST_F(TrainerTest, RefusesMisuse) {
   auto comm = dist::make_communicator();
   auto model = nn::make_mlp(10);
   optim::SGD sgd(model->parameters(), {.lr = 0.05f});
@@ -147,19 +134,14 @@ TEST(Trainer, RefusesMisuse) {
   options.zero = 2;
   EXPECT_THROW(Trainer(*model, sgd, *comm, options), ValueError);
   // A directory holding another run's checkpoints is not overwritten.
-  const std::string dir = fresh_dir("taken");
+  const std::string dir = path("taken");
   run(dir, 4, false);
   options.zero = 0;
   options.checkpoint_dir = dir;
   options.print = false;
   Trainer trainer(*model, sgd, *comm, options);
   MemorySource source(random_dataset(64, 3), 32, 1);
-  try {
-    trainer.fit(source);
-    FAIL() << "a directory with another run's checkpoints was accepted";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("already holds checkpoints"), std::string::npos) << e.what();
-  }
+  expect_error<ValueError>([&] { trainer.fit(source); }, {"already holds checkpoints"});
 }
 
 }  // namespace
