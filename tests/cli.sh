@@ -29,6 +29,9 @@ check_error "--bogus" "$bin/horo-train" --bogus
 check_error "absent.h5: no such file" "$bin/horo-train" --train absent.h5
 check_error "absent.h5: no such file" "$bin/horo-eval" --checkpoint absent.h5 --data absent.h5
 check_error "model 'nosuch': not a built-in model" "$bin/horo-train" --model nosuch --max-steps 1 --train-images 64 --test-images 64
+check_error "unknown SIMD target 'avx9'" env HORO_SIMD=avx9 "$bin/horo-train" --max-steps 1 --train-images 64 --test-images 64 --log-dir ""
+check_error "HORO_WINOGRAD='maybe': expected 0, 1 or auto" env HORO_WINOGRAD=maybe "$bin/horo-train" --model resnet20 \
+  --max-steps 1 --train-images 64 --test-images 64 --log-dir ""
 printf 'input_shape: [1, 28, 28]\nlayers { flatten {} }\nlayers { linear { in: 700 out: 10 } }\n' >bad.prototxt
 check_error "bad.prototxt:3" "$bin/horo-train" --model bad.prototxt --max-steps 1 --train-images 64 --test-images 64
 

@@ -296,6 +296,10 @@ bool conv_direct_applies(const Conv2dShape& s) {
 
 bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                            float* output) {
+  if (winograd_applies(s)) {
+    winograd_forward(s, input, weight, false, bias, output);
+    return true;
+  }
   if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
   thread_local std::vector<float> weight_buffer;
   float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
@@ -306,12 +310,16 @@ bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float
 
 bool conv2d_forward_stats(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                           const float* shift, float* output, float* mean, float* var) {
-  if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
-  thread_local std::vector<float> weight_buffer;
-  float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
-  arrange_weights(s, weight, false, weights);
   std::vector<double> sums(static_cast<size_t>(2 * s.out_channels));
-  direct_forward(s, input, weights, bias, output, shift, sums.data());
+  if (winograd_applies(s)) {
+    winograd_forward(s, input, weight, false, bias, output, shift, sums.data());
+  } else {
+    if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
+    thread_local std::vector<float> weight_buffer;
+    float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
+    arrange_weights(s, weight, false, weights);
+    direct_forward(s, input, weights, bias, output, shift, sums.data());
+  }
   const double count = static_cast<double>(s.batch * s.out_h() * s.out_w());
   for (int64_t o = 0; o < s.out_channels; ++o) {
     const double centred = sums[o] / count;
@@ -333,6 +341,10 @@ bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output
   t.in_w = s.out_w();
   t.pad_h = 2 - s.pad_h;
   t.pad_w = 2 - s.pad_w;
+  if (winograd_applies(t)) {
+    winograd_forward(t, grad_output, weight, true, nullptr, grad_input);
+    return true;
+  }
   thread_local std::vector<float> weight_buffer;
   float* weights = thread_buffer(weight_buffer, s.out_channels * kTaps * padded_channels(s.in_channels));
   arrange_weights(s, weight, true, weights);
