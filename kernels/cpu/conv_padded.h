@@ -69,6 +69,23 @@ struct Stats {
   float* sums = nullptr;  // [channels][2][lanes]
 };
 
+// Adds one image's vector partial sums (stats.sums) into a thread's double sums [2][channels].
+inline void add_image_stats(const Stats& stats, int64_t channels, double* thread_sums) {
+  const int64_t n = lanes();
+  for (int64_t o = 0; o < channels; ++o)
+    for (int64_t i = 0; i < n; ++i) {
+      thread_sums[o] += stats.sums[o * 2 * n + i];
+      thread_sums[channels + o] += stats.sums[o * 2 * n + n + i];
+    }
+}
+
+// sums[2][channels] = the threads' sums added up (thread_sums: [threads][2][channels]).
+inline void add_thread_stats(const double* thread_sums, int threads, int64_t channels, double* sums) {
+  std::fill(sums, sums + 2 * channels, 0.0);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < 2 * channels; ++i) sums[i] += thread_sums[t * 2 * channels + i];
+}
+
 // Writes block [cells][width] (cells of one output row from `cell`, width channels from o0) into
 // NCHW output planes, adding the bias (and adding to the statistics when they are kept).
 inline void store_block(const float* block, int64_t cells, int64_t width, int64_t o0, int64_t channels, int64_t plane,

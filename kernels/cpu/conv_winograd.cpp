@@ -289,19 +289,12 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
           }
         }
         if (!sums) continue;
-        double* mine = thread_sums.data() + t * 2 * s.out_channels;
-        for (int64_t o = 0; o < s.out_channels; ++o)
-          for (int64_t i = 0; i < n; ++i) {
-            mine[o] += stats.sums[o * 2 * n + i];
-            mine[s.out_channels + o] += stats.sums[o * 2 * n + n + i];
-          }
+        add_image_stats(stats, s.out_channels, thread_sums.data() + t * 2 * s.out_channels);
       }
     }
   });
   if (!sums) return;
-  std::fill(sums, sums + 2 * s.out_channels, 0.0);
-  for (int t = 0; t < threads; ++t)
-    for (int64_t i = 0; i < 2 * s.out_channels; ++i) sums[i] += thread_sums[static_cast<size_t>(t * 2 * s.out_channels + i)];
+  add_thread_stats(thread_sums.data(), threads, s.out_channels, sums);
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 
