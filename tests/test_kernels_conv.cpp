@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/conv2d.h"
+#include "kernels/conv_stats.h"
 #include "kernels/parallel.h"
 #include "tests/test_util.h"
 #include "tests/thread_count_test.h"
@@ -52,6 +53,45 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
     if (with_bias) {
       EXPECT_LT(normalized_error(gb, gb_ref), 1e-5) << "bias gradient";
     }
+  }
+}
+
+// The convolution that also sums its output's BatchNorm statistics (stride 1 and 2, padding 0 to 2,
+// odd planes): output as the reference's, mean and biased variance as computed from that output.
+TEST_P(DirectConvTest, ForwardWithStatisticsMatchesReference) {
+  const int64_t channel_choices[] = {8, 16, 17, 33, 64};
+  for (int trial = 0; trial < 12; ++trial) {
+    Conv2dShape s{.batch = random_int(1, 4), .kernel_h = 3, .kernel_w = 3};
+    s.in_channels = channel_choices[random_int(0, 4)];
+    s.out_channels = channel_choices[random_int(0, 4)];
+    s.stride_h = s.stride_w = trial % 4 == 3 ? 2 : 1;
+    s.pad_h = s.pad_w = random_int(0, 2);
+    s.in_h = random_int(std::max<int64_t>(3, 3 - 2 * s.pad_h), 19);
+    s.in_w = random_int(std::max<int64_t>(3, 3 - 2 * s.pad_w), 19);
+    SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " cin=" << s.in_channels << " cout=" << s.out_channels
+                                      << " in=" << s.in_h << "x" << s.in_w << " stride=" << s.stride_h << " pad=" << s.pad_h);
+    const int64_t plane = s.out_h() * s.out_w(), out_n = s.batch * s.out_channels * plane;
+    auto x = random_values(s.batch * s.in_channels * s.in_h * s.in_w), w = random_values(s.out_channels * s.in_channels * 9);
+    auto b = random_values(s.out_channels), shift = random_values(s.out_channels);
+    std::vector<float> y(out_n), y_ref(out_n), mean(s.out_channels), var(s.out_channels);
+    if (!cpu::conv2d_forward_stats(s, x.data(), w.data(), b.data(), shift.data(), y.data(), mean.data(), var.data())) continue;
+    ref::conv2d_forward(s, x.data(), w.data(), b.data(), y_ref.data());
+    EXPECT_LT(normalized_error(y, y_ref), 1e-5) << "output";
+    std::vector<float> mean_ref(s.out_channels), var_ref(s.out_channels);
+    for (int64_t o = 0; o < s.out_channels; ++o) {
+      double sum = 0, squares = 0;
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t i = 0; i < plane; ++i) {
+          const double v = y_ref[(n * s.out_channels + o) * plane + i];
+          sum += v;
+          squares += v * v;
+        }
+      const double count = static_cast<double>(s.batch * plane);
+      mean_ref[o] = static_cast<float>(sum / count);
+      var_ref[o] = static_cast<float>(squares / count - (sum / count) * (sum / count));
+    }
+    EXPECT_LT(normalized_error(mean, mean_ref), 1e-5) << "mean";
+    EXPECT_LT(normalized_error(var, var_ref), 1e-5) << "variance";
   }
 }
 
