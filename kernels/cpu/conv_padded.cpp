@@ -303,11 +303,12 @@ bool conv2d_forward_direct(const Conv2dShape& s, const float* input, const float
 
 bool conv2d_forward_stats(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                           const float* shift, float* output, float* mean, float* var) {
+  const bool winograd = winograd_applies(s);
+  if (!winograd && (!conv_direct_applies(s) || !channels_fit(s.out_channels))) return false;
   std::vector<double> sums(static_cast<size_t>(2 * s.out_channels));
-  if (winograd_applies(s)) {
+  if (winograd) {
     winograd_forward(s, input, weight, false, bias, output, shift, sums.data());
   } else {
-    if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
     thread_local std::vector<float> weight_buffer;
     float* weights = thread_buffer(weight_buffer, s.in_channels * kTaps * padded_channels(s.out_channels));
     arrange_weights(s, weight, false, weights);

@@ -53,13 +53,18 @@ inline Geometry geometry(const Conv2dShape& s) {
   return g;
 }
 
-// Copies an image [channels, h, w] into the interiors of padded planes whose borders are zero (the
-// buffer is zeroed once per call and only interiors are written after that).
+// Copies an image [channels, h, w] into the interiors of padded planes (`plane` floats apart, rows
+// `stride` floats apart) whose borders are zero (the buffer is zeroed once per call and only interiors
+// are written after that).
 inline void pad_image(const float* image, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
-               const Geometry& g, float* padded) {
+                      int64_t plane, int64_t stride, float* padded) {
   for (int64_t c = 0; c < channels; ++c) {
-    simd::copy_rows(image + c * h * w, w, padded + c * g.plane + pad_h * g.wp + pad_w, g.wp, h, w);
+    simd::copy_rows(image + c * h * w, w, padded + c * plane + pad_h * stride + pad_w, stride, h, w);
   }
+}
+inline void pad_image(const float* image, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
+                      const Geometry& g, float* padded) {
+  pad_image(image, channels, h, w, pad_h, pad_w, g.plane, g.wp, padded);
 }
 
 // Per-channel sums of one image's output about a shift, for conv2d_forward_stats: `sums` holds, per

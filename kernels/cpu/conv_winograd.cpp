@@ -4,17 +4,19 @@
 // output tile (Y = A^T M A): 16 multiplies per 2x2 outputs and channel pair instead of 36. The
 // transforms only add, subtract and halve, so the results stay within a few ulps of the direct sums.
 //
-//  input transform:  on zero-padded NCHW planes, vectorised over the tiles of a run along one tile
-//                    row (even and odd columns split by ConcatEven / ConcatOdd), into V[point][c][tile].
-//  multiply:         per point, a register tile of P tiles x OV vectors of output channels: each V
-//                    value broadcast, each U row loaded once per input channel (as the direct tiles).
-//  output transform: per tile and channel vector, into two output rows [cell][channel], stored into
-//                    NCHW by padded::store_block (bias added and BatchNorm statistics gathered there).
+//  input transform:  on zero-padded NCHW planes, vectorised over the tiles of a tile row (even and
+//                    odd columns split by ConcatEven / ConcatOdd), into V[point][c][tile] holding
+//                    every tile of an image.
+//  multiply:         per point, register blocks of P tiles x OV vectors of output channels over all
+//                    of the image's tiles: each V value broadcast, each U row loaded once per input
+//                    channel and block (as the direct tiles), the point's U staying in L1.
+//  output transform: per tile row, tile and channel vector, into two output rows [cell][channel],
+//                    stored into NCHW by padded::store_block (bias added and BatchNorm statistics
+//                    gathered there).
 // The input gradient of a stride-1 convolution is one more forward convolution (the output gradient
 // padded by 2 - pad, the weights rotated and transposed), so it runs here too.
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,6 @@
 #include <hwy/highway.h>
 
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/simd.h"
 #include "kernels/cpu/conv_image.h"
 #include "kernels/cpu/conv_padded.h"
 
@@ -45,7 +46,7 @@ namespace {
 using namespace padded;
 
 constexpr int kPoints = 16;  // a 4x4 transformed tile
-// Tiles per run for OV = 1, 2 and 4 channel vectors: the accumulators, the U vectors and a broadcast
+// Tiles per register block for OV = 1, 2 and 4 channel vectors: the accumulators, the U vectors and a broadcast
 // fit in the registers (32 on AVX-512, 16 on AVX2 and NEON).
 constexpr int kTiles1 = kWide ? 16 : 12;
 constexpr int kTiles2 = kWide ? 12 : 6;
@@ -228,7 +229,7 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
   pl.tiles_w = (out_w + 1) / 2;
   pl.stride = 2 * pl.tiles_w + 2;
   pl.plane = (2 * pl.tiles_h + 2) * pl.stride;
-  // Vector loads of the last run read up to 2 * lanes + 2 floats past its last tile.
+  // Vector loads of the last tile row read up to 2 * lanes + 2 floats past its last tile.
   const int64_t planes_size = s.in_channels * pl.plane + 3 * n;
   const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * plane_out;
 
@@ -254,10 +255,7 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
     if (sums) stats = {shift, thread_buffer(stats_buffer, s.out_channels * 2 * n)};
     for (int64_t t = t_begin; t < t_end; ++t) {
       for (int64_t b = s.batch * t / threads; b < s.batch * (t + 1) / threads; ++b) {
-        for (int64_t c = 0; c < s.in_channels; ++c) {
-          simd::copy_rows(input + b * image + c * s.in_h * s.in_w, s.in_w,
-                          planes + c * pl.plane + s.pad_h * pl.stride + s.pad_w, pl.stride, s.in_h, s.in_w);
-        }
+        pad_image(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, pl.plane, pl.stride, planes);
         for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
           transform_inputs(pl, planes, s.in_channels, 2 * ty * pl.stride, pl.tiles_w, tiles_t, v + ty * pl.tiles_w);
         }
