@@ -41,16 +41,28 @@ HWY_INLINE void for_each_vector(int64_t n, const Full& full, const One& one) {
 #endif
 }
 
-// Stores the first `count` lanes of v at p (count below the lane count). AVX-512's masked stores are
+// Stores the first `count` lanes of v at p (count up to the lane count). AVX-512's masked stores are
 // native everywhere; AVX2's (vmaskmovps) are microcoded on AMD Zen 1-3, some 20 times a plain store:
-// they made one tile store 19% of W5's step on a Zen 3. On AVX2: a plain store to the stack and a
-// short copy.
+// they made one tile store 19% of W5's step on a Zen 3. On AVX2: a plain store to the stack and at
+// most three fixed-size moves (4, 2 and 1 floats; a copy of variable length became `rep movsq`, whose
+// start-up cost made copying 8-float rows 5% of W5's step).
 template <class D>
 HWY_INLINE void store_first(hn::Vec<D> v, D d, hn::TFromD<D>* p, size_t count) {
 #if HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
-  alignas(32) hn::TFromD<D> part[32 / sizeof(hn::TFromD<D>)];
+  static_assert(sizeof(hn::TFromD<D>) == 4, "AVX2 partial stores are written for 32-bit lanes");
+  if (count >= hn::Lanes(d)) return hn::StoreU(v, d, p);
+  alignas(32) hn::TFromD<D> part[8];
   hn::Store(v, d, part);
-  std::memcpy(p, part, count * sizeof(hn::TFromD<D>));
+  size_t i = 0;
+  if (count & 4) {
+    std::memcpy(p, part, 4 * sizeof(part[0]));
+    i = 4;
+  }
+  if (count & 2) {
+    std::memcpy(p + i, part + i, 2 * sizeof(part[0]));
+    i += 2;
+  }
+  if (count & 1) p[i] = part[i];
 #else
   hn::BlendedStore(v, hn::FirstN(d, count), d, p);
 #endif
@@ -75,7 +87,7 @@ HWY_INLINE void copy(const float* src, int64_t n, float* dst) {
 HWY_INLINE void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows, int64_t width) {
 #if HORO_TARGET_MASKED_MEMORY
   const hn::ScalableTag<float> d;
-  if (width <= static_cast<int64_t>(hn::Lanes(d))) {  // one masked move per row, the mask made once
+  if (width < static_cast<int64_t>(hn::Lanes(d))) {  // one masked move per row, the mask made once
     const auto m = hn::FirstN(d, static_cast<size_t>(width));
     for (int64_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
       store_first(hn::MaskedLoad(m, d, src), d, dst, static_cast<size_t>(width));
