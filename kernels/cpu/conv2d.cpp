@@ -194,8 +194,9 @@ void conv_image_accumulate_weight_grad(const Conv2dShape& s, const float* image,
 
 void conv2d_forward(const Conv2dShape& s, const float* input, const float* weight, const float* bias,
                     float* output) {
-  // The single-channel kernels beat the general direct ones on their shapes (one input channel, no padding).
-  if (!single_channel_fits(s) && conv2d_forward_direct(s, input, weight, bias, output)) return;
+  // With one input channel the direct tiles lose: to the single-channel kernel (AVX-512) and to im2col +
+  // GEMM elsewhere (W1's conv1 on AVX2: 13 against 21 GFLOP/s).
+  if (s.in_channels > 1 && conv2d_forward_direct(s, input, weight, bias, output)) return;
   const int64_t image_size = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * s.out_h() * s.out_w();
   parallel_for(s.batch, 1, [&](int64_t begin, int64_t end) {
     float* col = thread_columns(s);
