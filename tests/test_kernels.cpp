@@ -13,6 +13,7 @@
 #include "kernels/dropout.h"
 #include "kernels/gemm.h"
 #include "kernels/half.h"
+#include "kernels/optim.h"
 #include "kernels/parallel.h"
 #include "kernels/philox.h"
 #include "kernels/pool2d.h"
@@ -221,6 +222,70 @@ TEST_P(KernelTest, DropoutMaskMatchesReferenceAndKeepsOneMinusP) {
   int64_t kept = 0;
   for (float m : mask) kept += m != 0.0f;
   EXPECT_NEAR(static_cast<double>(kept) / n, 0.7, 0.01);
+}
+
+// SGD (momentum, dampening, Nesterov, weight decay) and Adam / AdamW over three steps against
+// torch.optim's formulas in double, on lengths with vector tails and past a thread's share.
+TEST_P(KernelTest, OptimizerUpdatesMatchTorchFormulas) {
+  for (int64_t n : {int64_t{1}, int64_t{7}, random_int(17, 200), random_int(70000, 70100)}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    // Within a few float roundings of the values involved, which are of order 1 (an entry near zero
+    // after a cancellation keeps only an absolute bound).
+    auto check = [&](const std::vector<float>& got, const std::vector<double>& want, const char* what) {
+      double worst = 0.0;
+      for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(got[i] - want[i]) - 1e-5 * std::fabs(want[i]));
+      EXPECT_LT(worst, 1e-6) << what;
+    };
+    for (int variant = 0; variant < 4; ++variant) {
+      const SgdArgs base{.lr = 0.05f, .momentum = variant == 0 ? 0.0f : 0.9f, .dampening = variant == 2 ? 0.3f : 0.0f,
+                         .weight_decay = variant == 1 ? 0.0f : 0.01f, .nesterov = variant == 3};
+      SCOPED_TRACE(::testing::Message() << "sgd variant " << variant);
+      auto p = random_values(n);
+      std::vector<float> buf(n);
+      std::vector<double> p_ref(p.begin(), p.end()), buf_ref(n);
+      for (int step = 0; step < 3; ++step) {
+        const auto g = random_values(n);
+        SgdArgs a = base;
+        a.first_step = step == 0;
+        cpu::sgd_update(a, n, p.data(), g.data(), buf.data());
+        for (int64_t i = 0; i < n; ++i) {
+          double d = g[i] + double{a.weight_decay} * p_ref[i];
+          if (a.momentum != 0.0f) {
+            buf_ref[i] = step == 0 ? d : a.momentum * buf_ref[i] + (1.0 - a.dampening) * d;
+            d = a.nesterov ? d + a.momentum * buf_ref[i] : buf_ref[i];
+          }
+          p_ref[i] -= double{a.lr} * d;
+        }
+        check(p, p_ref, "param");
+        if (a.momentum != 0.0f) check(buf, buf_ref, "momentum buffer");
+      }
+    }
+    for (bool decoupled : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << (decoupled ? "adamw" : "adam"));
+      const AdamArgs base{.lr = 0.01f, .weight_decay = 0.02f, .decoupled_weight_decay = decoupled};
+      auto p = random_values(n);
+      std::vector<float> m(n), v(n);
+      std::vector<double> p_ref(p.begin(), p.end()), m_ref(n), v_ref(n);
+      for (int step = 1; step <= 3; ++step) {
+        const auto g = random_values(n);
+        AdamArgs a = base;
+        a.step = step;
+        cpu::adam_update(a, n, p.data(), g.data(), m.data(), v.data());
+        const double bias1 = 1.0 - std::pow(double{a.beta1}, step), bias2 = 1.0 - std::pow(double{a.beta2}, step);
+        for (int64_t i = 0; i < n; ++i) {
+          double d = g[i];
+          if (decoupled) p_ref[i] *= 1.0 - double{a.lr} * a.weight_decay;
+          else d += double{a.weight_decay} * p_ref[i];
+          m_ref[i] = a.beta1 * m_ref[i] + (1.0 - a.beta1) * d;
+          v_ref[i] = a.beta2 * v_ref[i] + (1.0 - a.beta2) * d * d;
+          p_ref[i] -= a.lr / bias1 * m_ref[i] / (std::sqrt(v_ref[i]) / std::sqrt(bias2) + a.eps);
+        }
+        check(p, p_ref, "param");
+        check(m, m_ref, "exp_avg");
+        check(v, v_ref, "exp_avg_sq");
+      }
+    }
+  }
 }
 
 TEST_P(KernelTest, DropoutMatchesReferenceForAnyRateOffsetAndLength) {

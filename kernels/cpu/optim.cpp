@@ -15,39 +15,66 @@
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
 
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Runs step(d, i) over [b, e): whole vectors, then one lane at a time with a one-lane descriptor, so
+// that the tail does the same operations in the same order as the vectors (the same rounding).
+template <typename Step>
+HWY_INLINE void for_lanes(int64_t b, int64_t e, const Step& step) {
+  const hn::ScalableTag<float> d;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = b;
+  for (; i + n <= e; i += n) step(d, i);
+  const hn::CappedTag<float, 1> d1;
+  for (; i < e; ++i) step(d1, i);
+}
+
 // torch.optim.SGD: g += wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g.
+// Explicitly vectorised: the compiler kept the plain loop scalar (the arguments' fields might alias the
+// arrays it writes).
 void sgd_update(const SgdArgs& a, int64_t n, float* param, const float* grad, float* momentum_buffer) {
+  const float lr = a.lr, weight_decay = a.weight_decay, momentum = a.momentum, kept = 1.0f - a.dampening;
+  const bool first = a.first_step, nesterov = a.nesterov;
   parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float g = grad[i] + a.weight_decay * param[i];
-      if (a.momentum != 0.0f) {
-        float& buf = momentum_buffer[i];
-        buf = a.first_step ? g : a.momentum * buf + (1.0f - a.dampening) * g;
-        g = a.nesterov ? g + a.momentum * buf : buf;
+    for_lanes(b, e, [&](auto d, int64_t i) {
+      const auto p = hn::LoadU(d, param + i);
+      auto g = hn::MulAdd(hn::Set(d, weight_decay), p, hn::LoadU(d, grad + i));
+      if (momentum != 0.0f) {
+        const auto m = hn::Set(d, momentum);
+        const auto buf = first ? g : hn::MulAdd(m, hn::LoadU(d, momentum_buffer + i), hn::Mul(hn::Set(d, kept), g));
+        hn::StoreU(buf, d, momentum_buffer + i);
+        g = nesterov ? hn::MulAdd(m, buf, g) : buf;
       }
-      param[i] -= a.lr * g;
-    }
+      hn::StoreU(hn::NegMulAdd(hn::Set(d, lr), g, p), d, param + i);
+    });
   });
 }
 
 // torch.optim.Adam / AdamW (amsgrad off): bias-corrected moments, eps added after the square root.
+// Explicitly vectorised (the plain loop stayed scalar: sqrt's errno and possible aliasing).
 void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, float* exp_avg,
                  float* exp_avg_sq) {
   const double step = static_cast<double>(a.step);
   const float bias1 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta1), step));
   const float bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(a.beta2), step)));
   const float step_size = a.lr / bias1;
+  const float beta1 = a.beta1, beta2 = a.beta2, eps = a.eps, weight_decay = a.weight_decay;
+  const float decay = 1.0f - a.lr * a.weight_decay;
+  const bool decoupled = a.decoupled_weight_decay;
   parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float g = grad[i];
-      if (a.decoupled_weight_decay) param[i] *= 1.0f - a.lr * a.weight_decay;
-      else g += a.weight_decay * param[i];
-      exp_avg[i] = a.beta1 * exp_avg[i] + (1.0f - a.beta1) * g;
-      exp_avg_sq[i] = a.beta2 * exp_avg_sq[i] + (1.0f - a.beta2) * g * g;
-      const float denom = std::sqrt(exp_avg_sq[i]) / bias2_sqrt + a.eps;
-      param[i] -= step_size * exp_avg[i] / denom;
-    }
+    for_lanes(b, e, [&](auto d, int64_t i) {
+      auto p = hn::LoadU(d, param + i);
+      auto g = hn::LoadU(d, grad + i);
+      if (decoupled) p = hn::Mul(p, hn::Set(d, decay));
+      else g = hn::MulAdd(hn::Set(d, weight_decay), p, g);
+      const auto m = hn::MulAdd(hn::Set(d, beta1), hn::LoadU(d, exp_avg + i), hn::Mul(hn::Set(d, 1.0f - beta1), g));
+      const auto v = hn::MulAdd(hn::Set(d, beta2), hn::LoadU(d, exp_avg_sq + i), hn::Mul(hn::Mul(hn::Set(d, 1.0f - beta2), g), g));
+      hn::StoreU(m, d, exp_avg + i);
+      hn::StoreU(v, d, exp_avg_sq + i);
+      const auto denom = hn::Add(hn::Div(hn::Sqrt(v), hn::Set(d, bias2_sqrt)), hn::Set(d, eps));
+      hn::StoreU(hn::Sub(p, hn::Div(hn::Mul(hn::Set(d, step_size), m), denom)), d, param + i);
+    });
   });
 }
 
