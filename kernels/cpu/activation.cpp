@@ -12,24 +12,43 @@
 #include <hwy/highway.h>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/simd.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
 namespace {
+namespace hn = hwy::HWY_NAMESPACE;
 constexpr int64_t kGrain = 1 << 15;
 
 // Instantiates the loop once per op so that the compiler vectorises each body without a switch inside.
+// ReLU, the hot one, explicitly vectorised (the plain loops below compiled to scalar code with a branch
+// for it: 7% of W5's AVX2 step). Same semantics as unary_math: NaN passes forward; the derivative is 1
+// where x > 0, else 0 (so dy's NaN or infinity still propagates through 0 * dy).
 template <Unary Op>
 void forward_loop(float param, int64_t n, const float* x, float* y) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = unary_math::forward(Op, param, x[i]);
+    if constexpr (Op == Unary::ReLU) {
+      simd::for_lanes(b, e, [&](auto d, int64_t i) {
+        const auto v = hn::LoadU(d, x + i);
+        hn::StoreU(hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v), d, y + i);
+      });
+    } else {
+      for (int64_t i = b; i < e; ++i) y[i] = unary_math::forward(Op, param, x[i]);
+    }
   });
 }
 
 template <Unary Op>
 void backward_loop(float param, int64_t n, const float* x, const float* y, const float* dy, float* dx) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * unary_math::derivative(Op, param, x[i], y[i]);
+    if constexpr (Op == Unary::ReLU) {
+      simd::for_lanes(b, e, [&](auto d, int64_t i) {
+        const auto slope = hn::IfThenElseZero(hn::Gt(hn::LoadU(d, x + i), hn::Zero(d)), hn::Set(d, 1.0f));
+        hn::StoreU(hn::Mul(hn::LoadU(d, dy + i), slope), d, dx + i);
+      });
+    } else {
+      for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * unary_math::derivative(Op, param, x[i], y[i]);
+    }
   });
 }
 

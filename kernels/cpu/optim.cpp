@@ -11,23 +11,12 @@
 #include <hwy/highway.h>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/simd.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Runs step(d, i) over [b, e): whole vectors, then one lane at a time with a one-lane descriptor, so
-// that the tail does the same operations in the same order as the vectors (the same rounding).
-template <typename Step>
-HWY_INLINE void for_lanes(int64_t b, int64_t e, const Step& step) {
-  const hn::ScalableTag<float> d;
-  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
-  int64_t i = b;
-  for (; i + n <= e; i += n) step(d, i);
-  const hn::CappedTag<float, 1> d1;
-  for (; i < e; ++i) step(d1, i);
-}
 
 // torch.optim.SGD: g += wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g.
@@ -37,7 +26,7 @@ void sgd_update(const SgdArgs& a, int64_t n, float* param, const float* grad, fl
   const float lr = a.lr, weight_decay = a.weight_decay, momentum = a.momentum, kept = 1.0f - a.dampening;
   const bool first = a.first_step, nesterov = a.nesterov;
   parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-    for_lanes(b, e, [&](auto d, int64_t i) {
+    simd::for_lanes(b, e, [&](auto d, int64_t i) {
       const auto p = hn::LoadU(d, param + i);
       auto g = hn::MulAdd(hn::Set(d, weight_decay), p, hn::LoadU(d, grad + i));
       if (momentum != 0.0f) {
@@ -63,7 +52,7 @@ void adam_update(const AdamArgs& a, int64_t n, float* param, const float* grad, 
   const float decay = 1.0f - a.lr * a.weight_decay;
   const bool decoupled = a.decoupled_weight_decay;
   parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-    for_lanes(b, e, [&](auto d, int64_t i) {
+    simd::for_lanes(b, e, [&](auto d, int64_t i) {
       auto p = hn::LoadU(d, param + i);
       auto g = hn::LoadU(d, grad + i);
       if (decoupled) p = hn::Mul(p, hn::Set(d, decay));

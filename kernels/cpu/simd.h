@@ -25,6 +25,18 @@ HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE::simd {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Runs step(d, i) over [b, e): whole vectors, then one lane at a time with a one-lane descriptor, so
+// that the tail does the same operations in the same order as the vectors (the same rounding).
+template <typename Step>
+HWY_INLINE void for_lanes(int64_t b, int64_t e, const Step& step) {
+  const hn::ScalableTag<float> d;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = b;
+  for (; i + n <= e; i += n) step(d, i);
+  const hn::CappedTag<float, 1> d1;
+  for (; i < e; ++i) step(d1, i);
+}
+
 // Applies op(vector, lane count) over [0, n): full vectors, then the tail as one masked vector (AVX2,
 // AVX-512) or lane by lane through op on a one-lane vector type.
 template <typename Full, typename One>
