@@ -1,11 +1,16 @@
 // The direct 3x3 convolution kernels (kernels/cpu/conv_padded.cpp) against the naive reference, on
 // the shapes that exercise them: channel counts below, at and past a vector (1, 3, 8, 16, 17, 33, 64),
-// planes from 1x1 to 30 wide, stride 1 and 2, padding 0, 1 and 2, 1 to 3 threads.
+// planes from 1x1 to 30 wide, stride 1 and 2, padding 0, 1 and 2, 1 to 3 threads; and the fused
+// one-channel conv + ReLU + max-pool block (kernels/cpu/conv_block_single.cpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "kernels/conv2d.h"
+#include "kernels/conv_block.h"
 #include "kernels/conv_stats.h"
 #include "kernels/parallel.h"
+#include "kernels/pool2d.h"
 #include "tests/test_util.h"
 #include "tests/thread_count_test.h"
 
@@ -95,6 +100,68 @@ TEST_P(DirectConvTest, ForwardWithStatisticsMatchesReference) {
     }
     EXPECT_LT(normalized_error(mean, mean_ref), 1e-5) << "mean";
     EXPECT_LT(normalized_error(var, var_ref), 1e-5) << "variance";
+  }
+}
+
+// The fused Conv2d-ReLU-MaxPool2d block of a one-channel input (W1's conv1: 3x3, 2x2 pooling) against
+// the reference convolution, pooling and ReLU in turn: pooled values, an argmax that names a maximal
+// cell (the first NaN where a window has one), and the weight and bias gradients through that argmax.
+// Output channels below, at and past a vector; widths giving 1 to 19 pooled columns, odd and even.
+TEST_P(DirectConvTest, FusedSingleChannelBlockMatchesReference) {
+  const int64_t channel_choices[] = {1, 5, 8, 17, 32};
+  for (int trial = 0; trial < 16; ++trial) {
+    Conv2dShape c{.batch = random_int(1, 5), .in_channels = 1, .kernel_h = 3, .kernel_w = 3};
+    c.out_channels = channel_choices[random_int(0, 4)];
+    c.in_h = random_int(4, 20);
+    c.in_w = random_int(4, 41);
+    if (trial == 0) c = {.batch = 4, .in_channels = 1, .in_h = 28, .in_w = 28, .out_channels = 32, .kernel_h = 3, .kernel_w = 3};
+    const Pool2dShape p{.planes = c.batch * c.out_channels, .in_h = c.out_h(), .in_w = c.out_w(), .kernel_h = 2,
+                        .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+    SCOPED_TRACE(::testing::Message() << "batch=" << c.batch << " cout=" << c.out_channels << " in=" << c.in_h << "x" << c.in_w);
+    const int64_t conv_plane = c.out_h() * c.out_w(), pooled_plane = p.out_h() * p.out_w();
+    const int64_t conv_n = c.batch * c.out_channels * conv_plane, pooled_n = c.batch * c.out_channels * pooled_plane;
+    auto x = random_values(c.batch * c.in_h * c.in_w), w = random_values(c.out_channels * 9), b = random_values(c.out_channels);
+    if (trial % 4 == 3) x[static_cast<size_t>(random_int(0, static_cast<int>(x.size()) - 1))] = std::nanf("");
+    const bool with_bias = trial % 2 == 0;
+    std::vector<float> y(pooled_n);
+    std::vector<int32_t> arg(pooled_n);
+    cpu::conv_relu_maxpool_forward(c, p, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data(), arg.data());
+    std::vector<float> conv_ref(conv_n);
+    ref::conv2d_forward(c, x.data(), w.data(), with_bias ? b.data() : nullptr, conv_ref.data());
+    for (int64_t i = 0; i < pooled_n; ++i) {
+      // The window's cells in row-major order: the maximum, or the first NaN (which wins, as in PyTorch).
+      const int64_t plane = i / pooled_plane, cell = i % pooled_plane, ph = cell / p.out_w(), pw = cell % p.out_w();
+      const float* conv = conv_ref.data() + plane * conv_plane;
+      float best = -INFINITY;
+      int32_t first_nan = -1;
+      for (int64_t dy = 0; dy < 2; ++dy)
+        for (int64_t dx = 0; dx < 2; ++dx) {
+          const auto at = static_cast<int32_t>((2 * ph + dy) * c.out_w() + 2 * pw + dx);
+          if (std::isnan(conv[at]) && first_nan < 0) first_nan = at;
+          best = std::max(best, conv[at]);
+        }
+      ASSERT_EQ(std::isnan(y[i]), first_nan >= 0) << "pooled cell " << i;
+      if (first_nan >= 0) {
+        EXPECT_EQ(arg[i], first_nan) << "argmax of a window with a NaN, cell " << i;
+        continue;
+      }
+      EXPECT_NEAR(y[i], std::max(best, 0.0f), 1e-5f * (1.0f + std::fabs(best))) << "pooled cell " << i;
+      EXPECT_NEAR(conv[arg[i]], best, 1e-5f * (1.0f + std::fabs(best))) << "argmax " << arg[i] << " of cell " << i;
+    }
+    if (trial % 4 == 3) continue;  // gradients through a NaN are NaN either way
+    // Backward: the pooled gradient masked by the output, sent to the argmax, then the reference.
+    const auto g = random_values(pooled_n);
+    std::vector<float> gw(w.size()), gb(c.out_channels);
+    cpu::conv_relu_maxpool_backward(c, p, x.data(), w.data(), y.data(), arg.data(), g.data(), nullptr, gw.data(),
+                                    with_bias ? gb.data() : nullptr);
+    std::vector<float> masked(pooled_n), conv_grad(conv_n), gw_ref(w.size()), gb_ref(c.out_channels);
+    for (int64_t i = 0; i < pooled_n; ++i) masked[i] = y[i] > 0.0f ? g[i] : 0.0f;
+    ref::maxpool2d_backward(p, masked.data(), arg.data(), conv_grad.data());
+    ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
+    EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+    if (with_bias) {
+      EXPECT_LT(normalized_error(gb, gb_ref), 1e-5) << "bias gradient";
+    }
   }
 }
 

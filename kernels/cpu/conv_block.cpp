@@ -25,8 +25,9 @@ thread_local std::vector<float> t_batch_conv;  // the whole batch's convolution 
 // Whether the block runs its convolution on the whole batch with the direct (or Winograd) kernels
 // rather than image by image with im2col + GEMM: where they apply they are much faster (W1's conv2 on
 // AVX-512 at batch 64: 186 against 105 GFLOP/s), and the pooling then reads the output once from L2.
-// With one input channel im2col + GEMM image by image stays faster (W1's conv1 on AVX2: 18 against 10
-// GFLOP/s for the direct tiles), and on AVX-512 the single-channel kernels are faster still.
+// With one input channel, a 3x3 unpadded convolution under 2x2 pooling (W1's conv1) has its own fused
+// kernel (conv_block_single.cpp); other one-channel shapes run image by image, where im2col + GEMM
+// measured faster than the direct tiles (W1's conv1 on AVX2: 18 against 10 GFLOP/s).
 bool batch_direct(const Conv2dShape& conv) { return conv.in_channels > 1 && conv_direct_applies(conv); }
 
 Pool2dShape one_image(const Conv2dShape& conv, const Pool2dShape& pool) {
@@ -48,6 +49,7 @@ void conv_relu_maxpool_forward(const Conv2dShape& conv, const Pool2dShape& pool,
     maxpool2d_forward(image_pool, conv_out, out, argmax + n * pooled_size);  // serial inside this thread
     for (int64_t i = 0; i < pooled_size; ++i) out[i] = unary_math::forward(Unary::ReLU, 0.0f, out[i]);
   };
+  if (conv_relu_maxpool_forward_single_channel(conv, pool, input, weight, bias, output, argmax)) return;
   if (batch_direct(conv)) {
     float* conv_all = thread_buffer(t_batch_conv, conv.batch * conv_size);
     if (conv2d_forward_direct(conv, input, weight, bias, conv_all)) {
@@ -87,6 +89,10 @@ void conv_relu_maxpool_backward(const Conv2dShape& conv, const Pool2dShape& pool
   auto conv_grad = [&](int64_t n) { return conv_grad_into(n, thread_buffer(t_conv_out, conv_size)); };
   std::vector<float> weight_scratch(grad_weight || !grad_bias ? 0 : static_cast<size_t>(conv.out_channels * patch_size(conv)));
   float* gw = grad_weight ? grad_weight : weight_scratch.data();
+  if (!grad_input && (grad_weight || grad_bias) &&
+      conv_relu_maxpool_backward_weight_single_channel(conv, pool, input, output, argmax, grad_output, gw, grad_bias)) {
+    return;
+  }
   if (batch_direct(conv)) {
     // The whole batch's convolution gradient, then the batched direct kernels; a part they do not
     // handle (an input gradient of too few channels) runs image by image on the same gradient.

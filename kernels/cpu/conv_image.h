@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/pool2d.h"
 #include "kernels/parallel.h"
 
 #include <hwy/highway.h>
@@ -46,6 +47,16 @@ bool conv_image_accumulate_weight_grad_single_channel(const Conv2dShape& s, cons
                                                       const float* grad_out, float* grad_weight, float* grad_bias);
 // Whether the single-channel kernels above handle s (on this target).
 bool single_channel_fits(const Conv2dShape& s);
+
+// The fused Conv2d-ReLU-MaxPool2d block for one input channel, 3x3 stride 1 unpadded and 2x2 stride-2
+// pooling (conv_block_single.cpp), as conv_relu_maxpool_forward and the weight and bias gradients
+// of conv_relu_maxpool_backward (overwritten; grad_bias may be null). Each returns false, doing
+// nothing, for a shape it does not handle or on a target without it.
+bool conv_relu_maxpool_forward_single_channel(const Conv2dShape& conv, const Pool2dShape& pool, const float* input,
+                                              const float* weight, const float* bias, float* output, int32_t* argmax);
+bool conv_relu_maxpool_backward_weight_single_channel(const Conv2dShape& conv, const Pool2dShape& pool,
+                                                      const float* input, const float* output, const int32_t* argmax,
+                                                      const float* grad_output, float* grad_weight, float* grad_bias);
 
 // Direct 3x3 convolutions on zero-padded images (conv_padded.cpp), whole batches: stride 1 or 2
 // (the input gradient: 1), any padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle
