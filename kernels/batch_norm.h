@@ -18,6 +18,9 @@
 //  batch_norm_backward_input: dx = weight * invstd * (g - sum_dy / count - xhat * sum_dy_xhat / count),
 //                             `count` being the values per channel over every rank that contributed to
 //                             the statistics; with null sums (running statistics, constants) dx = weight * invstd * g.
+//  batch_norm_backward:       both of the above with this process's sums (no SyncBatchNorm between them):
+//                             sum_dy, sum_dy_xhat and dx (count = batch * plane); on the CPU in one pass per
+//                             block of channels, whose x and dy are read again from the cache.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +50,10 @@ struct BatchNormShape {
                                   const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat);     \
   void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,        \
                                  const float* mean, const float* invstd, const float* weight, const float* sum_dy, \
-                                 const float* sum_dy_xhat, double count, float* dx);
+                                 const float* sum_dy_xhat, double count, float* dx);                            \
+  void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy,               \
+                           const float* mean, const float* invstd, const float* weight, float* sum_dy,            \
+                           float* sum_dy_xhat, float* dx);
 
 namespace cpu { HORO_DECLARE_BATCH_NORM_KERNELS }
 // Device pointers; run on the current CUDA stream (kernels/device.h).

@@ -95,6 +95,10 @@ void batch_norm_backward_input(const BatchNormShape&, const float*, ReluMask, co
                                const float*, const float*, const float*, double, float*) {
   unavailable("batch_norm");
 }
+void batch_norm_backward(const BatchNormShape&, const float*, ReluMask, const float*, const float*, const float*,
+                         const float*, float*, float*, float*) {
+  unavailable("batch_norm");
+}
 void increment_int64(int64_t*, int64_t) { unavailable("increment"); }
 
 }  // namespace horo::kernels::cuda

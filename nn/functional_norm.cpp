@@ -69,7 +69,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor g = y.defined() ? ops::unary_backward(kernels::Unary::ReLU, 0.0f, y, y, g_out) : g_out;
                   if (node.needs_input_grad(3)) gr = g;
                   const bool input_grad = node.needs_input_grad(0);
-                  if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
+                  if (training && input_grad && !sync) {
+                    // This process's sums only: the sums and the input gradient in one pass over x and dy.
+                    auto grads = ops::batch_norm_backward(x, scale, shift, g, mean, invstd, w);
+                    gx = grads.grad_input;
+                    if (node.needs_input_grad(1)) gw = grads.sum_dy_xhat;
+                    if (node.needs_input_grad(2)) gb = grads.sum_dy;
+                  } else if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
                     auto [sum_dy, sum_dy_xhat] = ops::batch_norm_backward_reduce(x, scale, shift, g, mean, invstd);
                     // The parameters' gradients are this process's sums (the gradient reducer averages them).
                     if (node.needs_input_grad(1)) gw = sum_dy_xhat;

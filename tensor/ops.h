@@ -88,6 +88,13 @@ std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tens
 Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
                                  const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
                                  const Tensor& sum_dy_xhat, double count);
+// Both in one call with this process's sums (a BatchNorm that is not synchronised across ranks):
+// (dx, sum_dy, sum_dy_xhat), count = the values per channel of x.
+struct BatchNormGrads {
+  Tensor grad_input, sum_dy, sum_dy_xhat;
+};
+BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
+                                   const Tensor& mean, const Tensor& invstd, const Tensor& weight);
 
 // counter[0] += by for an int64 scalar on any device (BatchNorm's num_batches_tracked).
 void increment(Tensor& counter, int64_t by = 1);

@@ -127,6 +127,21 @@ Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, cons
   return dx;
 }
 
+BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
+                                   const Tensor& mean, const Tensor& invstd, const Tensor& weight) {
+  const auto s = bn_shape(x, "batch_norm backward");
+  check_shape(dy, x.shape(), "batch_norm backward: grad_output");
+  check_channels(relu_scale, s.channels, "batch_norm backward: scale");
+  check_channels(relu_shift, s.channels, "batch_norm backward: shift");
+  check_channels(weight, s.channels, "batch_norm backward: weight");
+  BatchNormGrads out{Tensor::empty(x.shape(), DType::Float32, x.device()), Tensor::empty({s.channels}, DType::Float32, x.device()),
+                     Tensor::empty({s.channels}, DType::Float32, x.device())};
+  HORO_DISPATCH(x.device(), batch_norm_backward, s, x.data<float>(), kernels::ReluMask{ptr(relu_scale), ptr(relu_shift)},
+                dy.data<float>(), mean.data<float>(), invstd.data<float>(), ptr(weight), out.sum_dy.data<float>(),
+                out.sum_dy_xhat.data<float>(), out.grad_input.data<float>());
+  return out;
+}
+
 void increment(Tensor& counter, int64_t by) {
   check_dtype(counter, DType::Int64, "increment");
   HORO_CHECK(counter.numel() == 1, ShapeError, "increment: expected one counter, got ", counter.describe());

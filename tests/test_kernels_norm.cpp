@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "kernels/simd_target.h"
 #include "kernels/adaptive_pool.h"
@@ -97,8 +99,11 @@ TEST_P(NormKernelTest, BatchNormForwardMatchesReference) {
 }
 
 TEST_P(NormKernelTest, BatchNormBackwardMatchesReference) {
-  for (int trial = 0; trial < 24; ++trial) {
-    const BatchNormShape s = random_bn_shape(trial);
+  for (int trial = 0; trial < 26; ++trial) {
+    BatchNormShape s = random_bn_shape(trial);
+    // Channels past the fused pass's 64-channel chunk: a BatchNorm1d and a plane of 3x3.
+    if (trial == 24) s = {.batch = 5, .channels = 150, .plane = 1};
+    if (trial == 25) s = {.batch = 3, .channels = 70, .plane = 9};
     SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " channels=" << s.channels << " plane=" << s.plane);
     const int64_t n = s.batch * s.channels * s.plane, c = s.channels;
     auto x = random_values(n, -1.0f, 2.0f), dy = random_values(n);
@@ -115,6 +120,7 @@ TEST_P(NormKernelTest, BatchNormBackwardMatchesReference) {
     for (bool with_relu : {false, true}) {
       const ReluMask yp = with_relu ? ReluMask{scale.data(), shift.data()} : ReluMask{};
       std::vector<float> sum_dy(c), sum_dy_xhat(c), sum_dy_ref(c), sum_dy_xhat_ref(c);
+      std::vector<std::pair<double, double>> bounds(c);
       cpu::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy.data(), sum_dy_xhat.data());
       ref::batch_norm_backward_reduce(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), sum_dy_ref.data(),
                                       sum_dy_xhat_ref.data());
@@ -132,6 +138,20 @@ TEST_P(NormKernelTest, BatchNormBackwardMatchesReference) {
         }
         EXPECT_NEAR(sum_dy[k], sum_dy_ref[k], 2e-5 * magnitude + 1e-6) << "relu " << with_relu << " channel " << k;
         EXPECT_NEAR(sum_dy_xhat[k], sum_dy_xhat_ref[k], 2e-5 * magnitude_xhat + 1e-6) << "relu " << with_relu << " channel " << k;
+        bounds[k] = {2e-5 * magnitude + 1e-6, 2e-5 * magnitude_xhat + 1e-6};
+      }
+      {  // Both passes in one call (this process's sums): the same sums, and dx from them.
+        std::vector<float> fused_dy(c), fused_dy_xhat(c), dx(n), dx_ref(n);
+        cpu::batch_norm_backward(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), weight.data(), fused_dy.data(),
+                                 fused_dy_xhat.data(), dx.data());
+        for (int64_t k = 0; k < c; ++k) {
+          EXPECT_NEAR(fused_dy[k], sum_dy_ref[k], bounds[k].first) << "fused, relu " << with_relu << " channel " << k;
+          EXPECT_NEAR(fused_dy_xhat[k], sum_dy_xhat_ref[k], bounds[k].second) << "fused, relu " << with_relu << " channel " << k;
+        }
+        // dx from the sums this call produced, so that their own rounding is not counted twice.
+        ref::batch_norm_backward_input(s, x.data(), yp, dy.data(), mean.data(), invstd.data(), weight.data(), fused_dy.data(),
+                                       fused_dy_xhat.data(), static_cast<double>(s.count()), dx_ref.data());
+        EXPECT_LT(normalized_error(dx, dx_ref), kTol) << "fused, relu " << with_relu;
       }
       for (bool batch_stats : {true, false}) {
         std::vector<float> dx(n), dx_ref(n);

@@ -43,6 +43,49 @@ void for_planes(const BatchNormShape& s, const Body& body) {
                });
 }
 
+// One plane's sums of g and of g * (x - m), g being dy or, after a fused ReLU (a, b: its coefficients),
+// dy where x * a + b > 0: float lanes over the plane (a few hundred values).
+inline void plane_backward_sums(int64_t plane, const float* xp, const float* gp, float m, const float* relu_a,
+                                const float* relu_b, double& g_total, double& gx_total) {
+  float g_sum = 0.0f, gx_sum = 0.0f;
+  if (relu_a) {
+    const float a = *relu_a, b = *relu_b;
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+    for (int64_t i = 0; i < plane; ++i) {
+      const float g = xp[i] * a + b > 0.0f ? gp[i] : 0.0f;
+      g_sum += g;
+      gx_sum += g * (xp[i] - m);
+    }
+  } else {
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+    for (int64_t i = 0; i < plane; ++i) {
+      g_sum += gp[i];
+      gx_sum += gp[i] * (xp[i] - m);
+    }
+  }
+  g_total += g_sum;
+  gx_total += gx_sum;
+}
+
+// dx = a * g + b * (x - mean) + d over one plane of channel c, with a = weight * invstd,
+// b = -a * invstd * sum_dy_xhat / count and d = -a * sum_dy / count (b = d = 0 without sums).
+inline void plane_input_grad(const BatchNormShape& s, int64_t c, const float* xp, ReluMask relu, const float* gp,
+                             const float* mean, const float* invstd, const float* weight, const float* sum_dy,
+                             const float* sum_dy_xhat, double count, float* out) {
+  const float a = static_cast<float>((weight ? weight[c] : 1.0f) * invstd[c]);
+  const float b = sum_dy ? static_cast<float>(-a * invstd[c] * (sum_dy_xhat[c] / count)) : 0.0f;
+  const float d = sum_dy ? static_cast<float>(-a * (sum_dy[c] / count)) : 0.0f;
+  const float m = mean[c];
+  if (relu.scale) {
+    const float ra = relu.scale[c], rb = relu.shift[c];
+#pragma omp simd
+    for (int64_t i = 0; i < s.plane; ++i) out[i] = a * (xp[i] * ra + rb > 0.0f ? gp[i] : 0.0f) + b * (xp[i] - m) + d;
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < s.plane; ++i) out[i] = a * gp[i] + b * (xp[i] - m) + d;
+  }
+}
+
 }  // namespace
 
 void batch_norm_stats(const BatchNormShape& s, const float* x, float* mean, float* var) {
@@ -122,26 +165,8 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMas
       for (int64_t n = s.batch * t / workers; n < s.batch * (t + 1) / workers; ++n) {
         for (int64_t c = 0; c < s.channels; ++c) {
           const int64_t offset = n * stride + c * s.plane;
-          const float *xp = x + offset, *gp = dy + offset;
-          const float m = mean[c];
-          float g_sum = 0.0f, gx_sum = 0.0f;
-          if (relu.scale) {
-            const float a = relu.scale[c], b = relu.shift[c];
-#pragma omp simd reduction(+ : g_sum, gx_sum)
-            for (int64_t i = 0; i < s.plane; ++i) {
-              const float g = xp[i] * a + b > 0.0f ? gp[i] : 0.0f;
-              g_sum += g;
-              gx_sum += g * (xp[i] - m);
-            }
-          } else {
-#pragma omp simd reduction(+ : g_sum, gx_sum)
-            for (int64_t i = 0; i < s.plane; ++i) {
-              g_sum += gp[i];
-              gx_sum += gp[i] * (xp[i] - m);
-            }
-          }
-          g_total[c] += g_sum;
-          gx_total[c] += gx_sum;
+          plane_backward_sums(s.plane, x + offset, dy + offset, mean[c], relu.scale ? relu.scale + c : nullptr,
+                              relu.shift ? relu.shift + c : nullptr, g_total[c], gx_total[c]);
         }
       }
     }
@@ -161,21 +186,49 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask
                                const float* mean, const float* invstd, const float* weight, const float* sum_dy,
                                const float* sum_dy_xhat, double count, float* dx) {
   for_planes(s, [&](int64_t c, int64_t offset) {
-    // dx = a * g + b * (x - mean) + d, with a = weight * invstd, b = -a * invstd * sum_dy_xhat / count
-    // and d = -a * sum_dy / count.
-    const float a = static_cast<float>((weight ? weight[c] : 1.0f) * invstd[c]);
-    const float b = sum_dy ? static_cast<float>(-a * invstd[c] * (sum_dy_xhat[c] / count)) : 0.0f;
-    const float d = sum_dy ? static_cast<float>(-a * (sum_dy[c] / count)) : 0.0f;
-    const float m = mean[c];
-    const float *xp = x + offset, *gp = dy + offset;
-    float* out = dx + offset;
-    if (relu.scale) {
-      const float ra = relu.scale[c], rb = relu.shift[c];
-#pragma omp simd
-      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * (xp[i] * ra + rb > 0.0f ? gp[i] : 0.0f) + b * (xp[i] - m) + d;
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < s.plane; ++i) out[i] = a * gp[i] + b * (xp[i] - m) + d;
+    plane_input_grad(s, c, x + offset, relu, dy + offset, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx + offset);
+  });
+}
+
+void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean,
+                         const float* invstd, const float* weight, float* sum_dy, float* sum_dy_xhat, float* dx) {
+  // Blocks of channels whose x and dy over the whole batch take about 1 MB (half a 2 MB L2), at least
+  // four blocks a thread when there are channels enough: each block's sums, then its dx, re-reading x and
+  // dy from the cache. The separate passes stream both tensors twice (W5's first stage at batch 256:
+  // 2 x 12.8 MB, well past L2). Each channel is summed in image order, whatever the thread count.
+  const int64_t stride = s.channels * s.plane, channel_bytes = 2 * s.count() * static_cast<int64_t>(sizeof(float));
+  const int64_t threads = std::max(1, get_num_threads());
+  const int64_t block = std::clamp<int64_t>(std::min((int64_t{1} << 20) / std::max<int64_t>(1, channel_bytes),
+                                                     s.channels / (4 * threads)),
+                                            1, std::max<int64_t>(1, s.channels));
+  const int64_t blocks = (s.channels + block - 1) / block;
+  const double count = static_cast<double>(s.count());
+  parallel_for(blocks, std::max<int64_t>(1, kMinValuesPerThread / std::max<int64_t>(1, block * s.count())),
+               [&](int64_t b_begin, int64_t b_end) {
+    for (int64_t blk = b_begin; blk < b_end; ++blk) {
+      const int64_t c0 = blk * block, c1 = std::min(s.channels, c0 + block);
+      double g_total[64], gx_total[64];  // block <= 64 channels at a time, below
+      for (int64_t cb = c0; cb < c1; cb += 64) {
+        const int64_t ce = std::min(c1, cb + 64);
+        std::fill(g_total, g_total + (ce - cb), 0.0);
+        std::fill(gx_total, gx_total + (ce - cb), 0.0);
+        for (int64_t n = 0; n < s.batch; ++n)
+          for (int64_t c = cb; c < ce; ++c) {
+            const int64_t offset = n * stride + c * s.plane;
+            plane_backward_sums(s.plane, x + offset, dy + offset, mean[c], relu.scale ? relu.scale + c : nullptr,
+                                relu.shift ? relu.shift + c : nullptr, g_total[c - cb], gx_total[c - cb]);
+          }
+        for (int64_t c = cb; c < ce; ++c) {
+          sum_dy[c] = static_cast<float>(g_total[c - cb]);
+          sum_dy_xhat[c] = static_cast<float>(gx_total[c - cb] * invstd[c]);
+        }
+        for (int64_t n = 0; n < s.batch; ++n)
+          for (int64_t c = cb; c < ce; ++c) {
+            const int64_t offset = n * stride + c * s.plane;
+            plane_input_grad(s, c, x + offset, relu, dy + offset, mean, invstd, weight, sum_dy, sum_dy_xhat, count,
+                             dx + offset);
+          }
+      }
     }
   });
 }
@@ -200,6 +253,9 @@ void batch_norm_apply(const BatchNormShape& s, const float* x, const float* scal
 
 HWY_EXPORT(batch_norm_backward_reduce);
 void batch_norm_backward_reduce(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean, const float* invstd, float* sum_dy, float* sum_dy_xhat) { HORO_CPU_DISPATCH(batch_norm_backward_reduce)(s, x, relu, dy, mean, invstd, sum_dy, sum_dy_xhat); }
+
+HWY_EXPORT(batch_norm_backward);
+void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean, const float* invstd, const float* weight, float* sum_dy, float* sum_dy_xhat, float* dx) { HORO_CPU_DISPATCH(batch_norm_backward)(s, x, relu, dy, mean, invstd, weight, sum_dy, sum_dy_xhat, dx); }
 
 HWY_EXPORT(batch_norm_backward_input);
 void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean, const float* invstd, const float* weight, const float* sum_dy, const float* sum_dy_xhat, double count, float* dx) { HORO_CPU_DISPATCH(batch_norm_backward_input)(s, x, relu, dy, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx); }

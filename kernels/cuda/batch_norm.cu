@@ -166,6 +166,13 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask
   CUDA_CHECK_LAUNCH("batch_norm backward");
 }
 
+// The two passes in turn on the stream (the GPU's reductions already read each channel in one block).
+void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean,
+                         const float* invstd, const float* weight, float* sum_dy, float* sum_dy_xhat, float* dx) {
+  batch_norm_backward_reduce(s, x, relu, dy, mean, invstd, sum_dy, sum_dy_xhat);
+  batch_norm_backward_input(s, x, relu, dy, mean, invstd, weight, sum_dy, sum_dy_xhat, static_cast<double>(s.count()), dx);
+}
+
 void increment_int64(int64_t* value, int64_t by) {
   increment_kernel<<<1, 1, 0, stream()>>>(value, by);
   CUDA_CHECK_LAUNCH("increment");

@@ -89,4 +89,10 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask
   });
 }
 
+void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean,
+                         const float* invstd, const float* weight, float* sum_dy, float* sum_dy_xhat, float* dx) {
+  batch_norm_backward_reduce(s, x, relu, dy, mean, invstd, sum_dy, sum_dy_xhat);
+  batch_norm_backward_input(s, x, relu, dy, mean, invstd, weight, sum_dy, sum_dy_xhat, static_cast<double>(s.count()), dx);
+}
+
 }  // namespace horo::kernels::ref
