@@ -6,14 +6,14 @@
 // so the image is first split by column parity ([row][even columns], [row][odd columns]); the four
 // columns under a window start at even[k], odd[k], even[k + 1], odd[k + 1], plain unaligned loads.
 // The 4x4 input patch of a vector of windows feeds 36 multiply-adds whose 9 weights stay in
-// registers for the whole plane, and the convolution's output is never stored: the four cells are
+// registers for the whole plane (on AVX2, with two vectors' 8 accumulators, one of 16 spills), and the convolution's output is never stored: the four cells are
 // pooled (ties to the first in row-major order, a NaN wins, as maxpool2d_forward), ReLU applied and
 // the pooled row stored with its argmax, all in NCHW. Backward (the weight and bias gradients; a first
 // layer needs no input gradient) sends each pooled cell's masked gradient to its argmax cell by four
 // compares and takes the 36 products against the same patch.
 //
-// This replaces, on W1's conv1, im2col + GEMM with K = 9 per image (on AVX2 its GEMM ran at 25-30
-// GFLOP/s on 2 cores) and the separate pooling pass. Fixed-width targets only (not SVE, whose
+// This replaces, on W1's conv1, im2col + GEMM with K = 9 per image and a separate pooling pass (that
+// block ran at 25-30 GFLOP/s on 2 AVX2 cores). Fixed-width targets only (not SVE, whose
 // vectors cannot be held in arrays; not the plain C++ one): elsewhere the caller's paths run.
 #include <algorithm>
 #include <cstdint>
