@@ -1,6 +1,7 @@
 // Batch normalisation, adaptive pooling, concatenation and the fused residual add + ReLU, with
 // their gradients.
 #include <cmath>
+#include <tuple>
 
 #include "nn/functional.h"
 
@@ -69,27 +70,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor g = y.defined() ? ops::unary_backward(kernels::Unary::ReLU, 0.0f, y, y, g_out) : g_out;
                   if (node.needs_input_grad(3)) gr = g;
                   const bool input_grad = node.needs_input_grad(0);
-                  if (training && input_grad && !sync) {
-                    // This process's sums only: the sums and the input gradient in one pass over x and dy.
-                    auto grads = ops::batch_norm_backward(x, scale, shift, g, mean, invstd, w);
-                    gx = grads.grad_input;
-                    if (node.needs_input_grad(1)) gw = grads.sum_dy_xhat;
-                    if (node.needs_input_grad(2)) gb = grads.sum_dy;
-                  } else if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
-                    auto [sum_dy, sum_dy_xhat] = ops::batch_norm_backward_reduce(x, scale, shift, g, mean, invstd);
+                  if (node.needs_input_grad(1) || node.needs_input_grad(2) || (training && input_grad)) {
+                    Tensor sum_dy, sum_dy_xhat;
+                    if (training && input_grad && !sync) {
+                      // The statistics are this process's: the sums and the input gradient in one pass.
+                      auto grads = ops::batch_norm_backward(x, scale, shift, g, mean, invstd, w);
+                      gx = grads.grad_input;
+                      sum_dy = grads.sum_dy;
+                      sum_dy_xhat = grads.sum_dy_xhat;
+                    } else {
+                      std::tie(sum_dy, sum_dy_xhat) = ops::batch_norm_backward_reduce(x, scale, shift, g, mean, invstd);
+                      if (training && input_grad) {  // SyncBatchNorm: the input gradient takes every rank's sums
+                        Tensor total_dy = sum_dy.clone(), total_dy_xhat = sum_dy_xhat.clone();
+                        sync->reduce_gradient_sums(total_dy, total_dy_xhat);
+                        gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, total_dy, total_dy_xhat,
+                                                            static_cast<double>(count));
+                      }
+                    }
                     // The parameters' gradients are this process's sums (the gradient reducer averages them).
                     if (node.needs_input_grad(1)) gw = sum_dy_xhat;
                     if (node.needs_input_grad(2)) gb = sum_dy;
-                    if (training && input_grad) {
-                      Tensor total_dy = sum_dy, total_dy_xhat = sum_dy_xhat;
-                      if (sync) {
-                        total_dy = sum_dy.clone();
-                        total_dy_xhat = sum_dy_xhat.clone();
-                        sync->reduce_gradient_sums(total_dy, total_dy_xhat);
-                      }
-                      gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, total_dy, total_dy_xhat,
-                                                          static_cast<double>(count));
-                    }
                   }
                   if (!training && input_grad) {
                     gx = ops::batch_norm_backward_input(x, scale, shift, g, mean, invstd, w, Tensor(), Tensor(), 1.0);

@@ -22,6 +22,15 @@ void check_channels(const Tensor& t, int64_t channels, const char* what) {
 
 const float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
+// The shape of a backward pass's x, checked against its gradient and a fused ReLU's coefficients.
+kernels::BatchNormShape backward_shape(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy) {
+  const auto s = bn_shape(x, "batch_norm backward");
+  check_shape(dy, x.shape(), "batch_norm backward: grad_output");
+  check_channels(relu_scale, s.channels, "batch_norm backward: scale");
+  check_channels(relu_shift, s.channels, "batch_norm backward: shift");
+  return s;
+}
+
 kernels::AdaptivePool2dShape adaptive_shape(const Shape& input, int64_t out_h, int64_t out_w) {
   return {.planes = input[0] * input[1], .in_h = input[2], .in_w = input[3], .out_h = out_h, .out_w = out_w};
 }
@@ -103,10 +112,7 @@ Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shif
 
 std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift,
                                                      const Tensor& dy, const Tensor& mean, const Tensor& invstd) {
-  const auto s = bn_shape(x, "batch_norm backward");
-  check_shape(dy, x.shape(), "batch_norm backward: grad_output");
-  check_channels(relu_scale, s.channels, "batch_norm backward: scale");
-  check_channels(relu_shift, s.channels, "batch_norm backward: shift");
+  const auto s = backward_shape(x, relu_scale, relu_shift, dy);
   Tensor sum_dy = Tensor::empty({s.channels}, DType::Float32, x.device());
   Tensor sum_dy_xhat = Tensor::empty({s.channels}, DType::Float32, x.device());
   HORO_DISPATCH(x.device(), batch_norm_backward_reduce, s, x.data<float>(), kernels::ReluMask{ptr(relu_scale), ptr(relu_shift)},
@@ -118,8 +124,7 @@ std::pair<Tensor, Tensor> batch_norm_backward_reduce(const Tensor& x, const Tens
 Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
                                  const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy,
                                  const Tensor& sum_dy_xhat, double count) {
-  const auto s = bn_shape(x, "batch_norm backward");
-  check_shape(dy, x.shape(), "batch_norm backward: grad_output");
+  const auto s = backward_shape(x, relu_scale, relu_shift, dy);
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
   HORO_DISPATCH(x.device(), batch_norm_backward_input, s, x.data<float>(), kernels::ReluMask{ptr(relu_scale), ptr(relu_shift)},
                 dy.data<float>(), mean.data<float>(),
@@ -129,10 +134,7 @@ Tensor batch_norm_backward_input(const Tensor& x, const Tensor& relu_scale, cons
 
 BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& relu_scale, const Tensor& relu_shift, const Tensor& dy,
                                    const Tensor& mean, const Tensor& invstd, const Tensor& weight) {
-  const auto s = bn_shape(x, "batch_norm backward");
-  check_shape(dy, x.shape(), "batch_norm backward: grad_output");
-  check_channels(relu_scale, s.channels, "batch_norm backward: scale");
-  check_channels(relu_shift, s.channels, "batch_norm backward: shift");
+  const auto s = backward_shape(x, relu_scale, relu_shift, dy);
   check_channels(weight, s.channels, "batch_norm backward: weight");
   BatchNormGrads out{Tensor::empty(x.shape(), DType::Float32, x.device()), Tensor::empty({s.channels}, DType::Float32, x.device()),
                      Tensor::empty({s.channels}, DType::Float32, x.device())};
