@@ -192,43 +192,42 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* x, ReluMask
 
 void batch_norm_backward(const BatchNormShape& s, const float* x, ReluMask relu, const float* dy, const float* mean,
                          const float* invstd, const float* weight, float* sum_dy, float* sum_dy_xhat, float* dx) {
-  // Blocks of channels whose x and dy over the whole batch take about 1 MB (half a 2 MB L2), at least
-  // four blocks a thread when there are channels enough: each block's sums, then its dx, re-reading x and
-  // dy from the cache. The separate passes stream both tensors twice (W5's first stage at batch 256:
-  // 2 x 12.8 MB, well past L2). Each channel is summed in image order, whatever the thread count.
+  // Blocks of channels whose x and dy over the whole batch take about 1 MB (half a 2 MB L2), at most
+  // 64 channels and at least four blocks a thread when there are channels enough: each block's sums,
+  // then its dx, re-reading x and dy from the cache. The separate passes stream both tensors twice
+  // (W5's first stage at batch 256: 2 x 12.8 MB, well past L2). Each channel is summed in image order,
+  // whatever the thread count.
+  constexpr int64_t kMaxBlock = 64;
   const int64_t stride = s.channels * s.plane, channel_bytes = 2 * s.count() * static_cast<int64_t>(sizeof(float));
   const int64_t threads = std::max(1, get_num_threads());
   const int64_t block = std::clamp<int64_t>(std::min((int64_t{1} << 20) / std::max<int64_t>(1, channel_bytes),
                                                      s.channels / (4 * threads)),
-                                            1, std::max<int64_t>(1, s.channels));
+                                            1, kMaxBlock);
   const int64_t blocks = (s.channels + block - 1) / block;
   const double count = static_cast<double>(s.count());
   parallel_for(blocks, std::max<int64_t>(1, kMinValuesPerThread / std::max<int64_t>(1, block * s.count())),
                [&](int64_t b_begin, int64_t b_end) {
+    double g_total[kMaxBlock], gx_total[kMaxBlock];
     for (int64_t blk = b_begin; blk < b_end; ++blk) {
       const int64_t c0 = blk * block, c1 = std::min(s.channels, c0 + block);
-      double g_total[64], gx_total[64];  // block <= 64 channels at a time, below
-      for (int64_t cb = c0; cb < c1; cb += 64) {
-        const int64_t ce = std::min(c1, cb + 64);
-        std::fill(g_total, g_total + (ce - cb), 0.0);
-        std::fill(gx_total, gx_total + (ce - cb), 0.0);
-        for (int64_t n = 0; n < s.batch; ++n)
-          for (int64_t c = cb; c < ce; ++c) {
-            const int64_t offset = n * stride + c * s.plane;
-            plane_backward_sums(s.plane, x + offset, dy + offset, mean[c], relu.scale ? relu.scale + c : nullptr,
-                                relu.shift ? relu.shift + c : nullptr, g_total[c - cb], gx_total[c - cb]);
-          }
-        for (int64_t c = cb; c < ce; ++c) {
-          sum_dy[c] = static_cast<float>(g_total[c - cb]);
-          sum_dy_xhat[c] = static_cast<float>(gx_total[c - cb] * invstd[c]);
+      std::fill(g_total, g_total + (c1 - c0), 0.0);
+      std::fill(gx_total, gx_total + (c1 - c0), 0.0);
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t offset = n * stride + c * s.plane;
+          plane_backward_sums(s.plane, x + offset, dy + offset, mean[c], relu.scale ? relu.scale + c : nullptr,
+                              relu.shift ? relu.shift + c : nullptr, g_total[c - c0], gx_total[c - c0]);
         }
-        for (int64_t n = 0; n < s.batch; ++n)
-          for (int64_t c = cb; c < ce; ++c) {
-            const int64_t offset = n * stride + c * s.plane;
-            plane_input_grad(s, c, x + offset, relu, dy + offset, mean, invstd, weight, sum_dy, sum_dy_xhat, count,
-                             dx + offset);
-          }
+      for (int64_t c = c0; c < c1; ++c) {
+        sum_dy[c] = static_cast<float>(g_total[c - c0]);
+        sum_dy_xhat[c] = static_cast<float>(gx_total[c - c0] * invstd[c]);
       }
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t offset = n * stride + c * s.plane;
+          plane_input_grad(s, c, x + offset, relu, dy + offset, mean, invstd, weight, sum_dy, sum_dy_xhat, count,
+                           dx + offset);
+        }
     }
   });
 }
