@@ -166,25 +166,21 @@ bool conv_relu_maxpool_forward_single_channel(const Conv2dShape& c, const Pool2d
       VI index = first;
       // Without a NaN among the cells (their sum is a NaN if any is; a false alarm from inf - inf only
       // takes the slower path), a plain comparison picks the first maximum.
+      // takes(value): the lanes where value replaces the best so far.
+      auto pool = [&](const auto& takes) {
+        const VI offsets[3] = {right, below, diagonal};
+        const V values[3] = {cell[0][1], cell[1][0], cell[1][1]};
+        for (int i = 0; i < 3; ++i) {
+          const auto take = takes(values[i]);
+          best = hn::IfThenElse(take, values[i], best);
+          index = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(first, offsets[i]), index);
+        }
+      };
       const V sum = hn::Add(hn::Add(cell[0][0], cell[0][1]), hn::Add(cell[1][0], cell[1][1]));
       if (HWY_LIKELY(hn::AllFalse(d, hn::IsNaN(sum)))) {
-        auto consider = [&](V value, VI offset) {
-          const auto take = hn::Gt(value, best);
-          best = hn::IfThenElse(take, value, best);
-          index = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(first, offset), index);
-        };
-        consider(cell[0][1], right);
-        consider(cell[1][0], below);
-        consider(cell[1][1], diagonal);
+        pool([&](V value) { return hn::Gt(value, best); });
       } else {
-        auto consider = [&](V value, VI offset) {
-          const auto take = hn::Or(hn::Gt(value, best), hn::AndNot(hn::IsNaN(best), hn::IsNaN(value)));
-          best = hn::IfThenElse(take, value, best);
-          index = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(first, offset), index);
-        };
-        consider(cell[0][1], right);
-        consider(cell[1][0], below);
-        consider(cell[1][1], diagonal);
+        pool([&](V value) { return hn::Or(hn::Gt(value, best), hn::AndNot(hn::IsNaN(best), hn::IsNaN(value))); });
       }
       best = hn::IfThenZeroElse(hn::Lt(best, zero), best);  // ReLU; a NaN stays a NaN
       const auto count = static_cast<size_t>(std::min(kLanes, pw_n - k));
