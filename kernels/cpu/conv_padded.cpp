@@ -416,23 +416,13 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
           pad_image(input + (b + i) * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, g, padded + i * image_padded);
           const float* dy = grad_output + (b + i) * out_size;
           float* dst = grad_t + i * image_grad;
-          int64_t p = 0;
-          if (simd::kFastTranspose) {  // 16 x 16 blocks: [channel][cell] -> [cell][channel]
-            for (; p + 16 <= plane_out; p += 16) {
-              int64_t o = 0;
-              for (; o + 16 <= s.out_channels; o += 16) simd::transpose16x16(dy + o * plane_out + p, plane_out, dst + p * channels_t + o, channels_t);
-              for (; o < s.out_channels; ++o)
-                for (int64_t k = 0; k < 16; ++k) dst[(p + k) * channels_t + o] = dy[o * plane_out + p + k];
-            }
-          }
-          for (; p < plane_out; ++p)
-            for (int64_t o = 0; o < s.out_channels; ++o) dst[p * channels_t + o] = dy[o * plane_out + p];
-          for (p = 0; p < plane_out && channels_t > s.out_channels; ++p) {
+          simd::transpose(dy, plane_out, s.out_channels, plane_out, dst, channels_t);  // [channel][cell] -> [cell][channel]
+          for (int64_t p = 0; p < plane_out && channels_t > s.out_channels; ++p) {
             std::fill(dst + p * channels_t + s.out_channels, dst + (p + 1) * channels_t, 0.0f);
           }
           if (grad_bias) {
             float* bias_acc = accs + threads * acc_size + t * bias_size;
-            for (p = 0; p < plane_out; ++p) simd::add(dst + p * channels_t, channels_t, bias_acc);
+            for (int64_t p = 0; p < plane_out; ++p) simd::add(dst + p * channels_t, channels_t, bias_acc);
           }
         }
         int64_t ov = 0;

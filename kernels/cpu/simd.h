@@ -206,6 +206,23 @@ HWY_INLINE void transpose16x16(const float* src, int64_t src_stride, float* dst,
 // Whether transpose16x16 runs in registers on this target (else it is a plain loop).
 constexpr bool kFastTranspose = HORO_TARGET_AVX512 || (HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2);
 
+// Transposes a rows x cols block: dst[c * dst_stride + r] = src[r * src_stride + c], 16 x 16 blocks
+// in registers where the target has them, the edges one value at a time.
+HWY_INLINE void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
+                          int64_t dst_stride) {
+  int64_t r0 = 0;
+  if (kFastTranspose) {
+    for (; r0 + 16 <= rows; r0 += 16) {
+      int64_t c0 = 0;
+      for (; c0 + 16 <= cols; c0 += 16) transpose16x16(src + r0 * src_stride + c0, src_stride, dst + c0 * dst_stride + r0, dst_stride);
+      for (int64_t c = c0; c < cols; ++c)
+        for (int64_t r = r0; r < r0 + 16; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
+    }
+  }
+  for (int64_t r = r0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+
 }  // namespace horo::kernels::cpu::HWY_NAMESPACE::simd
 HWY_AFTER_NAMESPACE();
 
