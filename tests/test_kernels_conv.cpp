@@ -1,7 +1,8 @@
 // The direct 3x3 convolution kernels (kernels/cpu/conv_padded.cpp) against the naive reference, on
 // the shapes that exercise them: channel counts below, at and past a vector (1, 3, 8, 16, 17, 33, 64),
-// planes from 1x1 to 30 wide, stride 1 and 2, padding 0, 1 and 2, 1 to 3 threads; and the fused
-// one-channel conv + ReLU + max-pool block (kernels/cpu/conv_block_single.cpp).
+// planes from 1x1 to 30 wide, stride 1 and 2, padding 0, 1 and 2, 1 to 3 threads; the fused
+// one-channel conv + ReLU + max-pool block (kernels/cpu/conv_block_single.cpp) and the fused block's
+// backward from its gradient-carrying cells (kernels/cpu/conv_block_sparse.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -160,6 +161,59 @@ TEST_P(DirectConvTest, FusedSingleChannelBlockMatchesReference) {
     ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
     EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
     if (with_bias) {
+      EXPECT_LT(normalized_error(gb, gb_ref), 1e-5) << "bias gradient";
+    }
+  }
+}
+
+// The fused block's backward with more than one input channel (the cells that carry a gradient alone,
+// kernels/cpu/conv_block_sparse.cpp, or the dense path) against the reference pooling and convolution
+// backwards: input, weight and bias gradients, each also left out. Input channels below and past the
+// sparse path's 8 and a vector, strides 1 and 2, padding 0 to 2, pooling 2x2 and 3x3 apart (and 2x2
+// overlapping, which stays dense).
+TEST_P(DirectConvTest, FusedBlockBackwardMatchesReference) {
+  const int64_t channel_choices[] = {3, 8, 9, 16, 32, 33};
+  for (int trial = 0; trial < 24; ++trial) {
+    Conv2dShape c{.batch = random_int(1, 5), .kernel_h = 3, .kernel_w = 3};
+    c.in_channels = channel_choices[random_int(0, 5)];
+    c.out_channels = random_int(1, 40);
+    c.stride_h = c.stride_w = trial % 4 == 1 ? 2 : 1;
+    c.pad_h = c.pad_w = random_int(0, 2);
+    c.in_h = random_int(std::max<int64_t>(2, 4 - 2 * c.pad_h), 16);
+    c.in_w = random_int(std::max<int64_t>(2, 4 - 2 * c.pad_w), 16);
+    if (trial == 0) c = {.batch = 6, .in_channels = 32, .in_h = 13, .in_w = 13, .out_channels = 64, .kernel_h = 3, .kernel_w = 3};
+    const int64_t window = trial % 5 == 2 ? 3 : 2, stride = trial % 7 == 3 ? 1 : window;
+    if (c.out_h() < window || c.out_w() < window) continue;
+    const Pool2dShape p{.planes = c.batch * c.out_channels, .in_h = c.out_h(), .in_w = c.out_w(), .kernel_h = window,
+                        .kernel_w = window, .stride_h = stride, .stride_w = stride};
+    SCOPED_TRACE(::testing::Message() << "batch=" << c.batch << " cin=" << c.in_channels << " cout=" << c.out_channels
+                                      << " in=" << c.in_h << "x" << c.in_w << " stride=" << c.stride_h << " pad=" << c.pad_h
+                                      << " pool=" << window << "/" << stride);
+    const int64_t conv_n = c.batch * c.out_channels * c.out_h() * c.out_w();
+    const int64_t pooled_n = c.batch * c.out_channels * p.out_h() * p.out_w();
+    const auto x = random_values(c.batch * c.in_channels * c.in_h * c.in_w);
+    const auto w = random_values(c.out_channels * c.in_channels * 9), b = random_values(c.out_channels);
+    std::vector<float> y(pooled_n);
+    std::vector<int32_t> arg(pooled_n);
+    cpu::conv_relu_maxpool_forward(c, p, x.data(), w.data(), b.data(), y.data(), arg.data());
+    const auto g = random_values(pooled_n);
+    const bool want_input = trial % 3 != 2, want_weight = trial % 3 != 1, want_bias = trial % 2 == 0;
+    std::vector<float> gx(x.size()), gw(w.size()), gb(c.out_channels);
+    cpu::conv_relu_maxpool_backward(c, p, x.data(), w.data(), y.data(), arg.data(), g.data(),
+                                    want_input ? gx.data() : nullptr, want_weight ? gw.data() : nullptr,
+                                    want_bias ? gb.data() : nullptr);
+    std::vector<float> masked(pooled_n), conv_grad(conv_n), gx_ref(x.size()), gw_ref(w.size()), gb_ref(c.out_channels);
+    for (int64_t i = 0; i < pooled_n; ++i) masked[i] = y[i] > 0.0f ? g[i] : 0.0f;
+    ref::maxpool2d_backward(p, masked.data(), arg.data(), conv_grad.data());
+    ref::conv2d_backward_input(c, conv_grad.data(), w.data(), gx_ref.data());
+    ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), gb_ref.data());
+    if (want_input) {
+      EXPECT_LT(normalized_error(gx, gx_ref), 1e-5) << "input gradient";
+    }
+    if (want_weight) {
+      EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+    }
+    if (want_bias) {
       EXPECT_LT(normalized_error(gb, gb_ref), 1e-5) << "bias gradient";
     }
   }

@@ -93,6 +93,10 @@ void conv_relu_maxpool_backward(const Conv2dShape& conv, const Pool2dShape& pool
       conv_relu_maxpool_backward_weight_single_channel(conv, pool, input, output, argmax, grad_output, gw, grad_bias)) {
     return;
   }
+  if (conv_relu_maxpool_backward_sparse(conv, pool, input, weight, output, argmax, grad_output, grad_input,
+                                        grad_weight, grad_bias)) {
+    return;
+  }
   if (batch_direct(conv)) {
     // The whole batch's convolution gradient, then the batched direct kernels; a part they do not
     // handle (an input gradient of too few channels) runs image by image on the same gradient.

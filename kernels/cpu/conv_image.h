@@ -57,6 +57,14 @@ bool conv_relu_maxpool_forward_single_channel(const Conv2dShape& conv, const Poo
 bool conv_relu_maxpool_backward_weight_single_channel(const Conv2dShape& conv, const Pool2dShape& pool,
                                                       const float* input, const float* output, const int32_t* argmax,
                                                       const float* grad_output, float* grad_weight, float* grad_bias);
+// The fused block's backward for more than one input channel, 3x3 kernels and non-overlapping pooling
+// at least 2x2 apart (conv_block_sparse.cpp), as conv_relu_maxpool_backward: from the cells that carry
+// a gradient alone. grad_input, grad_weight and grad_bias may each be null. Returns false, doing
+// nothing, for a shape it does not handle or on a target without it.
+bool conv_relu_maxpool_backward_sparse(const Conv2dShape& conv, const Pool2dShape& pool, const float* input,
+                                       const float* weight, const float* output, const int32_t* argmax,
+                                       const float* grad_output, float* grad_input, float* grad_weight,
+                                       float* grad_bias);
 
 // Direct 3x3 convolutions on zero-padded images (conv_padded.cpp), whole batches: stride 1 or 2
 // (the input gradient: 1), any padding up to 2, no dilation. Each returns false, doing nothing, for a shape it does not handle
