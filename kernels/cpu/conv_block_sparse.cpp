@@ -142,64 +142,70 @@ void list_cells(const Conv2dShape& c, const Pool2dShape& p, int64_t n, const int
   }
 }
 
-// acc[tap][g] += grad x patch[tap][g] over the listed cells of image n for output channel o, for the
-// G vectors of input channels from `channel`.
-template <int G>
-void weight_pass(const Conv2dShape& c, const Layout& l, int64_t n, int64_t o, int64_t channel, int64_t pooled,
-                 const float* input_nhwc, const int32_t* offsets, const float* grads, const int32_t* counts,
-                 float* acc_out) {
-  const D d;
+// The listed cells of one convolution (list_cells): per (image, output channel) `counts` cells from
+// (n * out_channels + o) * pooled in `offsets` and `grads`.
+struct CellLists {
+  const int32_t* offsets;
+  const float* grads;
+  const int32_t* counts;
+  int64_t out_channels, pooled;
+};
+
+// Runs visit(patch, grad) for every listed cell of image n and output channel o, where patch(tap, g)
+// is the offset of the cell's tap (0..8, row-major) and channel vector g from `base`. The tap
+// offsets are locals so that they stay in registers: read from `l`, the compiler reloaded them
+// after every store.
+template <typename Visit>
+HWY_INLINE void for_listed_cells(const Layout& l, const CellLists& lists, int64_t n, int64_t o, const Visit& visit) {
   const int64_t channels_t = l.channels_t, row = l.wp * channels_t;
+  const int64_t list = n * lists.out_channels + o, at = list * lists.pooled, count = lists.counts[list];
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t base = lists.offsets[at + k];
+    visit([&](int tap, int g) { return base + (tap / 3) * row + (tap % 3) * channels_t + g * kLanes; },
+          hn::Set(D(), lists.grads[at + k]));
+  }
+}
+
+// acc[tap][g] += grad x patch[tap][g] over the listed cells of image n for output channel o, for the
+// G vectors of input channels from `channel`, with the sums in registers.
+template <int G>
+void weight_pass(const Layout& l, const CellLists& lists, int64_t n, int64_t o, int64_t channel,
+                 const float* input_nhwc, float* acc_out) {
+  const D d;
   V acc[kTaps][G];
   for (int t = 0; t < kTaps; ++t)
-    for (int g = 0; g < G; ++g) acc[t][g] = hn::Load(d, acc_out + t * channels_t + channel + g * kLanes);
+    for (int g = 0; g < G; ++g) acc[t][g] = hn::Load(d, acc_out + t * l.channels_t + channel + g * kLanes);
   const float* image = input_nhwc + n * l.image + channel;
-  const int64_t at = (n * c.out_channels + o) * pooled, count = counts[n * c.out_channels + o];
-  for (int64_t k = 0; k < count; ++k) {
-    const float* patch = image + offsets[at + k];
-    const V grad = hn::Set(d, grads[at + k]);
-#pragma GCC unroll 3
-    for (int ky = 0; ky < 3; ++ky)
-#pragma GCC unroll 3
-      for (int kx = 0; kx < 3; ++kx)
+  for_listed_cells(l, lists, n, o, [&](const auto& patch, V grad) {
+#pragma GCC unroll 9
+    for (int t = 0; t < kTaps; ++t)
 #pragma GCC unroll 2
-        for (int g = 0; g < G; ++g) {
-          const V x = hn::Load(d, patch + ky * row + kx * channels_t + g * kLanes);
-          acc[ky * 3 + kx][g] = hn::MulAdd(grad, x, acc[ky * 3 + kx][g]);
-        }
-  }
+      for (int g = 0; g < G; ++g) acc[t][g] = hn::MulAdd(grad, hn::Load(d, image + patch(t, g)), acc[t][g]);
+  });
   for (int t = 0; t < kTaps; ++t)
-    for (int g = 0; g < G; ++g) hn::Store(acc[t][g], d, acc_out + t * channels_t + channel + g * kLanes);
+    for (int g = 0; g < G; ++g) hn::Store(acc[t][g], d, acc_out + t * l.channels_t + channel + g * kLanes);
 }
 
 // patch[tap][g] += grad x weight[tap][g] into image n's NHWC gradient over output channel o's listed
-// cells, for the G vectors of input channels from `channel`.
+// cells, for the G vectors of input channels from `channel`, with the weights in registers.
 template <int G>
-void input_pass(const Conv2dShape& c, const Layout& l, int64_t n, int64_t o, int64_t channel, int64_t pooled,
-                const float* weight_taps, const int32_t* offsets, const float* grads, const int32_t* counts,
-                float* grad_nhwc) {
+void input_pass(const Layout& l, const CellLists& lists, int64_t n, int64_t o, int64_t channel,
+                const float* weight_taps, float* grad_nhwc) {
   const D d;
-  // Tap offsets in registers: read from `l`, they were reloaded after every store, which delayed
-  // the next cell's store addresses.
-  const int64_t channels_t = l.channels_t, row = l.wp * channels_t;
   V w[kTaps][G];
   const float* wo = weight_taps + o * kTaps * l.channels_t + channel;
   for (int t = 0; t < kTaps; ++t)
     for (int g = 0; g < G; ++g) w[t][g] = hn::Load(d, wo + t * l.channels_t + g * kLanes);
-  const int64_t at = (n * c.out_channels + o) * pooled, count = counts[n * c.out_channels + o];
-  for (int64_t k = 0; k < count; ++k) {
-    float* patch = grad_nhwc + offsets[at + k] + channel;
-    const V grad = hn::Set(d, grads[at + k]);
-#pragma GCC unroll 3
-    for (int ky = 0; ky < 3; ++ky)
-#pragma GCC unroll 3
-      for (int kx = 0; kx < 3; ++kx)
+  float* image = grad_nhwc + channel;
+  for_listed_cells(l, lists, n, o, [&](const auto& patch, V grad) {
+#pragma GCC unroll 9
+    for (int t = 0; t < kTaps; ++t)
 #pragma GCC unroll 2
-        for (int g = 0; g < G; ++g) {
-          float* p = patch + ky * row + kx * channels_t + g * kLanes;
-          hn::Store(hn::MulAdd(grad, w[ky * 3 + kx][g], hn::Load(d, p)), d, p);
-        }
-  }
+      for (int g = 0; g < G; ++g) {
+        float* p = image + patch(t, g);
+        hn::Store(hn::MulAdd(grad, w[t][g], hn::Load(d, p)), d, p);
+      }
+  });
 }
 
 }  // namespace
@@ -229,6 +235,7 @@ bool conv_relu_maxpool_backward_sparse(const Conv2dShape& c, const Pool2dShape& 
     }
   });
 
+  const CellLists lists{offsets, grads, counts, c.out_channels, pooled};
   if (weights_wanted) {
     // Output channels spread over the threads, each thread taking every image in turn (its NHWC copy
     // then stays in L1 while the thread's output channels read it) and, per image and output channel,
@@ -242,10 +249,10 @@ bool conv_relu_maxpool_backward_sparse(const Conv2dShape& c, const Pool2dShape& 
           float* acc_o = acc + o * kTaps * l.channels_t;
           int64_t channel = 0;
           for (; channel + kGroup * kLanes <= l.channels_t; channel += kGroup * kLanes) {
-            weight_pass<kGroup>(c, l, n, o, channel, pooled, input_nhwc, offsets, grads, counts, acc_o);
+            weight_pass<kGroup>(l, lists, n, o, channel, input_nhwc, acc_o);
           }
           for (; channel < l.channels_t; channel += kLanes) {
-            weight_pass<1>(c, l, n, o, channel, pooled, input_nhwc, offsets, grads, counts, acc_o);
+            weight_pass<1>(l, lists, n, o, channel, input_nhwc, acc_o);
           }
         }
       }
@@ -281,10 +288,10 @@ bool conv_relu_maxpool_backward_sparse(const Conv2dShape& c, const Pool2dShape& 
         for (int64_t o = 0; o < c.out_channels; ++o) {
           int64_t channel = 0;
           for (; channel + kGroup * kLanes <= l.channels_t; channel += kGroup * kLanes) {
-            input_pass<kGroup>(c, l, n, o, channel, pooled, weight_taps, offsets, grads, counts, grad_nhwc);
+            input_pass<kGroup>(l, lists, n, o, channel, weight_taps, grad_nhwc);
           }
           for (; channel < l.channels_t; channel += kLanes) {
-            input_pass<1>(c, l, n, o, channel, pooled, weight_taps, offsets, grads, counts, grad_nhwc);
+            input_pass<1>(l, lists, n, o, channel, weight_taps, grad_nhwc);
           }
         }
         from_nhwc(c, l, grad_nhwc, grad_input + n * image_size);
