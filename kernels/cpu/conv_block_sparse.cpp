@@ -63,7 +63,9 @@ bool fits(const Conv2dShape& c, const Pool2dShape& p) {
   return c.in_channels >= 8 && c.kernel_h == 3 && c.kernel_w == 3 && c.dilation_h == 1 && c.dilation_w == 1 &&
          c.stride_h >= 1 && c.stride_w >= 1 && c.pad_h >= 0 && c.pad_w >= 0 && p.stride_h * p.stride_w >= 4 &&
          p.stride_h >= p.kernel_h && p.stride_w >= p.kernel_w && p.in_h == c.out_h() && p.in_w == c.out_w() &&
-         p.out_h() >= 1 && p.out_w() >= 1;
+         p.out_h() >= 1 && p.out_w() >= 1 &&
+         // the lists hold offsets within one padded NHWC image as int32
+         (c.in_h + 2 * c.pad_h) * (c.in_w + 2 * c.pad_w) * (c.in_channels + kLanes) < (int64_t{1} << 31);
 }
 
 // The padded NHWC layout of one image: rows of wp cells of channels_t floats (the channels rounded up
