@@ -260,10 +260,8 @@ bool conv_relu_maxpool_backward_sparse(const Conv2dShape& c, const Pool2dShape& 
       }
       for (int64_t o = o_begin; o < o_end; ++o) {
         const float* acc_o = acc + o * kTaps * l.channels_t;
-        if (grad_weight) {
-          for (int64_t ch = 0; ch < c.in_channels; ++ch)
-            for (int t = 0; t < kTaps; ++t) grad_weight[(o * c.in_channels + ch) * kTaps + t] = acc_o[t * l.channels_t + ch];
-        }
+        // [tap][in, padded] -> [in][tap]
+        if (grad_weight) simd::transpose(acc_o, l.channels_t, kTaps, c.in_channels, grad_weight + o * c.in_channels * kTaps, kTaps);
         if (grad_bias) {
           float sum = 0.0f;
           for (int64_t n = 0; n < c.batch; ++n) {
@@ -279,10 +277,10 @@ bool conv_relu_maxpool_backward_sparse(const Conv2dShape& c, const Pool2dShape& 
   if (grad_input) {
     float* weight_taps = thread_buffer(t_weight_taps, c.out_channels * kTaps * l.channels_t);
     std::fill(weight_taps, weight_taps + c.out_channels * kTaps * l.channels_t, 0.0f);
-    for (int64_t o = 0; o < c.out_channels; ++o)
-      for (int64_t ch = 0; ch < c.in_channels; ++ch)
-        for (int t = 0; t < kTaps; ++t)
-          weight_taps[(o * kTaps + t) * l.channels_t + ch] = weight[(o * c.in_channels + ch) * kTaps + t];
+    for (int64_t o = 0; o < c.out_channels; ++o) {  // [in][tap] -> [tap][in, padded]
+      simd::transpose(weight + o * c.in_channels * kTaps, kTaps, c.in_channels, kTaps, weight_taps + o * kTaps * l.channels_t,
+                      l.channels_t);
+    }
     parallel_for(c.batch, 1, [&](int64_t begin, int64_t end) {
       float* grad_nhwc = thread_buffer(t_grad_nhwc, l.image);
       for (int64_t n = begin; n < end; ++n) {

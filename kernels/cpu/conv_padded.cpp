@@ -60,19 +60,9 @@ void arrange_weights(const Conv2dShape& s, const float* weight, bool transposed,
       }
     return;
   }
-  // [o][c][t] -> [c][t][o], in 16 x 16 blocks of (o, c * 9 + t) where the shapes allow.
+  // [o][c][t] -> [c][t][o]: a [o][c * 9 + t] transpose.
   const int64_t columns = s.in_channels * kTaps;
-  int64_t o = 0;
-  if (out_t == out) {
-    for (; o + 16 <= s.out_channels; o += 16) {
-      int64_t k = 0;
-      for (; k + 16 <= columns; k += 16) simd::transpose16x16(weight + o * columns + k, columns, arranged + k * out_t + o, out_t);
-      for (; k < columns; ++k)
-        for (int64_t i = 0; i < 16; ++i) arranged[k * out_t + o + i] = weight[(o + i) * columns + k];
-    }
-  }
-  for (; o < s.out_channels; ++o)
-    for (int64_t k = 0; k < columns; ++k) arranged[k * out_t + o] = weight[o * columns + k];
+  simd::transpose(weight, columns, s.out_channels, columns, arranged, out_t);
 }
 
 // P output cells from q (one row) x OV channel vectors: block[p][ov * N ...] = sum over input
