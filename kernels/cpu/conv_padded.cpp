@@ -14,7 +14,7 @@
 //  weight gradient: with dy transposed to [cell][out channels], dw[c][tap][o...] += dy[cell][o...] *
 //                   x_padded[c][q + offset(tap)] (a broadcast); OV channel vectors x CB input channels
 //                   x 9 taps of accumulators stay in registers over a chunk of images (with 16
-//                   registers, pairs of channel vectors take kernel rows 0-1, then row 2).
+//                   registers, pairs of channel vectors take kernel rows 0-1, then row 2 of two channels).
 // No cell is computed twice or wasted on padding, and no vector load straddles a cache line.
 // Written with Highway for the instruction set the library is compiled for.
 #include <algorithm>
@@ -251,17 +251,23 @@ void weight_grad_tile(const Geometry& g, const float* padded, const float* grad_
 }
 
 // For 16-register targets (AVX2, NEON): OV channel vectors x KY kernel rows (from KY0) x 3 taps of
-// one input channel's accumulators over a chunk of images. Two vectors and two rows make 12
-// accumulators: each cell loads 2 gradient vectors and broadcasts 6 inputs for 12 FMAs, where one
-// vector and all 9 taps loads 10 for 9.
-template <int OV, int KY0, int KY>
+// CB input channels' accumulators over a chunk of images. Two vectors and two rows of one channel
+// make 12 accumulators: each cell loads 2 gradient vectors and broadcasts 6 inputs for 12 FMAs, where
+// one vector and all 9 taps loads 10 for 9. Row 2 then takes two channels at a time: with 6
+// accumulators the FMAs would wait on their own latency (4 cycles, 2 a cycle), with 12 they do not.
+template <int OV, int KY0, int KY, int CB>
 void weight_grad_rows(const Geometry& g, const float* plane, const float* grad_t, int64_t channels_t, int64_t images,
                       int64_t image_padded, int64_t image_grad, float* acc_out) {
   const D d;
   const size_t n = hn::Lanes(d);
-  V acc[KY * 3][OV];
-  HWY_UNROLL(6) for (int t = 0; t < KY * 3; ++t) {
-    HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) acc[t][ov] = hn::Load(d, acc_out + (KY0 * 3 + t) * channels_t + ov * n);
+  const int64_t acc_channel = kTaps * channels_t;
+  V acc[CB][KY * 3][OV];
+  HWY_UNROLL(2) for (int cb = 0; cb < CB; ++cb) {
+    HWY_UNROLL(6) for (int t = 0; t < KY * 3; ++t) {
+      HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) {
+        acc[cb][t][ov] = hn::Load(d, acc_out + cb * acc_channel + (KY0 * 3 + t) * channels_t + ov * n);
+      }
+    }
   }
   for (int64_t i = 0; i < images; ++i) {
     const float* x = plane + i * image_padded + KY0 * g.wp;
@@ -272,18 +278,26 @@ void weight_grad_rows(const Geometry& g, const float* plane, const float* grad_t
       for (int64_t col = 0; col < g.out_w; ++col) {
         V go[OV];
         HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) go[ov] = hn::Load(d, gp + col * channels_t + ov * n);
-        const float* xs = xr + col * g.stride;
-        HWY_UNROLL(2) for (int ky = 0; ky < KY; ++ky) {
-          HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
-            const V xv = hn::Set(d, xs[ky * g.wp + kx]);
-            HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) acc[ky * 3 + kx][ov] = hn::MulAdd(go[ov], xv, acc[ky * 3 + kx][ov]);
+        HWY_UNROLL(2) for (int cb = 0; cb < CB; ++cb) {
+          const float* xs = xr + cb * g.plane + col * g.stride;
+          HWY_UNROLL(2) for (int ky = 0; ky < KY; ++ky) {
+            HWY_UNROLL(3) for (int kx = 0; kx < 3; ++kx) {
+              const V xv = hn::Set(d, xs[ky * g.wp + kx]);
+              HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) {
+                acc[cb][ky * 3 + kx][ov] = hn::MulAdd(go[ov], xv, acc[cb][ky * 3 + kx][ov]);
+              }
+            }
           }
         }
       }
     }
   }
-  HWY_UNROLL(6) for (int t = 0; t < KY * 3; ++t) {
-    HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) hn::Store(acc[t][ov], d, acc_out + (KY0 * 3 + t) * channels_t + ov * n);
+  HWY_UNROLL(2) for (int cb = 0; cb < CB; ++cb) {
+    HWY_UNROLL(6) for (int t = 0; t < KY * 3; ++t) {
+      HWY_UNROLL(2) for (int ov = 0; ov < OV; ++ov) {
+        hn::Store(acc[cb][t][ov], d, acc_out + cb * acc_channel + (KY0 * 3 + t) * channels_t + ov * n);
+      }
+    }
   }
 }
 
@@ -421,13 +435,21 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
             weight_grad_channels<2, 1>(g, s.in_channels, padded, grad_t, channels_t, images, image_padded, image_grad, ov, acc);
           }
         }
-        if constexpr (!kWide) {  // pairs of vectors: kernel rows 0-1, then row 2
+        if constexpr (!kWide) {  // pairs of vectors: kernel rows 0-1, then row 2 of channel pairs
           for (; ov + 2 <= vectors; ov += 2) {
+            const float* dy_t = grad_t + ov * lanes();
             for (int64_t c = 0; c < s.in_channels; ++c) {
               float* a = acc + c * kTaps * channels_t + ov * lanes();
-              const float* plane = padded + c * g.plane;
-              weight_grad_rows<2, 0, 2>(g, plane, grad_t + ov * lanes(), channels_t, images, image_padded, image_grad, a);
-              weight_grad_rows<2, 2, 1>(g, plane, grad_t + ov * lanes(), channels_t, images, image_padded, image_grad, a);
+              weight_grad_rows<2, 0, 2, 1>(g, padded + c * g.plane, dy_t, channels_t, images, image_padded, image_grad, a);
+            }
+            int64_t c = 0;
+            for (; c + 2 <= s.in_channels; c += 2) {
+              float* a = acc + c * kTaps * channels_t + ov * lanes();
+              weight_grad_rows<2, 2, 1, 2>(g, padded + c * g.plane, dy_t, channels_t, images, image_padded, image_grad, a);
+            }
+            if (c < s.in_channels) {
+              float* a = acc + c * kTaps * channels_t + ov * lanes();
+              weight_grad_rows<2, 2, 1, 1>(g, padded + c * g.plane, dy_t, channels_t, images, image_padded, image_grad, a);
             }
           }
         }
@@ -438,14 +460,10 @@ bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, con
       }
     }
   });
-  // Threads summed, [in][taps][out] -> [out][in][taps].
-  for (int64_t c = 0; c < s.in_channels; ++c)
-    for (int tap = 0; tap < kTaps; ++tap)
-      for (int64_t o = 0; o < s.out_channels; ++o) {
-        float sum = 0.0f;
-        for (int t = 0; t < threads; ++t) sum += accs[t * acc_size + (c * kTaps + tap) * channels_t + o];
-        grad_weight[(o * s.in_channels + c) * kTaps + tap] = sum;
-      }
+  // Threads summed into the first one's sums, then [in][taps][out] -> [out][in][taps] (this runs on
+  // the calling thread alone).
+  for (int t = 1; t < threads; ++t) simd::add(accs + t * acc_size, acc_size, accs);
+  simd::transpose(accs, channels_t, s.in_channels * kTaps, s.out_channels, grad_weight, s.in_channels * kTaps);
   if (grad_bias) {
     for (int64_t o = 0; o < s.out_channels; ++o) {
       float sum = 0.0f;

@@ -53,32 +53,42 @@ constexpr int kTiles2 = kWide ? 12 : 6;
 constexpr int kTiles4 = kWide ? 6 : 3;
 
 // Filters [out][in][3][3] (or, transposed, the 180-degree rotation of [in][out][3][3]) as
-// U[point][in][out padded to vectors with zeros].
-void transform_weights(const Conv2dShape& s, const float* weight, bool transposed, float* u) {
-  const int64_t out_t = padded_channels(s.out_channels);
-  std::fill(u, u + kPoints * s.in_channels * out_t, 0.0f);
-  for (int64_t o = 0; o < s.out_channels; ++o) {
+// U[point][in][out padded to vectors with zeros]. The taps are first transposed to [in][tap][out], so
+// that G g G^T runs on vectors of output channels: this runs on the calling thread, every step, for
+// the forward and the input gradient, and one filter at a time it had cost W5 1% of its step.
+void transform_weights(const Conv2dShape& s, const float* weight, bool transposed, float* u, float* taps) {
+  const D d;
+  const int64_t n = lanes(), out_t = padded_channels(s.out_channels), point = s.in_channels * out_t;
+  std::fill(taps, taps + s.in_channels * kTaps * out_t, 0.0f);  // the padding channels
+  if (transposed) {  // per c, [o][t] -> [8 - t][o]
     for (int64_t c = 0; c < s.in_channels; ++c) {
-      float g[3][3];
-      const float* w = transposed ? weight + (c * s.out_channels + o) * kTaps : weight + (o * s.in_channels + c) * kTaps;
+      const float* w = weight + c * s.out_channels * kTaps;
       for (int t = 0; t < kTaps; ++t) {
-        const int from = transposed ? kTaps - 1 - t : t;
-        g[t / 3][t % 3] = w[from];
+        float* row = taps + (c * kTaps + kTaps - 1 - t) * out_t;
+        for (int64_t o = 0; o < s.out_channels; ++o) row[o] = w[o * kTaps + t];
       }
-      float t[4][3];  // G g
-      for (int j = 0; j < 3; ++j) {
+    }
+  } else {  // [o][c * 9 + t] -> [c * 9 + t][o]
+    simd::transpose(weight, s.in_channels * kTaps, s.out_channels, s.in_channels * kTaps, taps, out_t);
+  }
+  const V half = hn::Set(d, 0.5f);
+  for (int64_t c = 0; c < s.in_channels; ++c) {
+    for (int64_t o = 0; o < out_t; o += n) {
+      V g[3][3];
+      HWY_UNROLL(9) for (int t = 0; t < kTaps; ++t) g[t / 3][t % 3] = hn::Load(d, taps + (c * kTaps + t) * out_t + o);
+      V t[4][3];  // G g
+      HWY_UNROLL(3) for (int j = 0; j < 3; ++j) {
         t[0][j] = g[0][j];
-        t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-        t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        t[1][j] = hn::Mul(half, hn::Add(hn::Add(g[0][j], g[1][j]), g[2][j]));
+        t[2][j] = hn::Mul(half, hn::Add(hn::Sub(g[0][j], g[1][j]), g[2][j]));
         t[3][j] = g[2][j];
       }
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        float* row = u + (i * 4) * s.in_channels * out_t + c * out_t + o;
-        const int64_t point = s.in_channels * out_t;
-        row[0 * point] = t[i][0];
-        row[1 * point] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        row[2 * point] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        row[3 * point] = t[i][2];
+      HWY_UNROLL(4) for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        float* row = u + (i * 4) * point + c * out_t + o;
+        hn::Store(t[i][0], d, row);
+        hn::Store(hn::Mul(half, hn::Add(hn::Add(t[i][0], t[i][1]), t[i][2])), d, row + point);
+        hn::Store(hn::Mul(half, hn::Add(hn::Sub(t[i][0], t[i][1]), t[i][2])), d, row + 2 * point);
+        hn::Store(t[i][2], d, row + 3 * point);
       }
     }
   }
@@ -233,9 +243,9 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
   const int64_t planes_size = s.in_channels * pl.plane + 3 * n;
   const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * plane_out;
 
-  thread_local std::vector<float> u_buffer;
+  thread_local std::vector<float> u_buffer, taps_buffer;
   float* u = thread_buffer(u_buffer, kPoints * s.in_channels * out_t);
-  transform_weights(s, weight, transposed, u);
+  transform_weights(s, weight, transposed, u, thread_buffer(taps_buffer, s.in_channels * kTaps * out_t));
 
   // V holds every tile of an image, one tile row after another, plus a vector of slack.
   const int64_t tiles = pl.tiles_h * pl.tiles_w, tiles_t = tiles + n;
