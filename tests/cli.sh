@@ -32,6 +32,8 @@ check_error "model 'nosuch': not a built-in model" "$bin/horo-train" --model nos
 check_error "unknown SIMD target 'avx9'" env HORO_SIMD=avx9 "$bin/horo-train" --max-steps 1 --train-images 64 --test-images 64 --log-dir ""
 check_error "HORO_WINOGRAD='maybe': expected 0, 1 or auto" env HORO_WINOGRAD=maybe "$bin/horo-train" --model resnet20 \
   --max-steps 1 --train-images 64 --test-images 64 --log-dir ""
+check_error "HORO_WINOGRAD_TILE='3': expected 2, 4 or auto" env HORO_WINOGRAD_TILE=3 "$bin/horo-train" --model resnet20 \
+  --max-steps 1 --train-images 64 --test-images 64 --log-dir ""
 printf 'input_shape: [1, 28, 28]\nlayers { flatten {} }\nlayers { linear { in: 700 out: 10 } }\n' >bad.prototxt
 check_error "bad.prototxt:3" "$bin/horo-train" --model bad.prototxt --max-steps 1 --train-images 64 --test-images 64
 

@@ -60,6 +60,10 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
     // 35 output columns: 18 Winograd tiles a row, whole groups of 8 and 16 tiles (AVX2, AVX-512) and a tail.
     if (trial == 1) s = {.batch = 2, .in_channels = 17, .in_h = 9, .in_w = 35, .out_channels = 33, .kernel_h = 3,
                          .kernel_w = 3, .pad_h = 1, .pad_w = 1};
+    // 67 input columns, padding 2: whole groups of 4 vectors as F(4x4, 3x3) splits each row into its
+    // four column phases (AVX-512 included), 18 tiles a row.
+    if (trial == 2) s = {.batch = 1, .in_channels = 8, .in_h = 7, .in_w = 67, .out_channels = 16, .kernel_h = 3,
+                         .kernel_w = 3, .pad_h = 2, .pad_w = 2};
     SCOPED_TRACE(::testing::Message() << "batch=" << s.batch << " cin=" << s.in_channels << " cout=" << s.out_channels
                                       << " in=" << s.in_h << "x" << s.in_w << " stride=" << s.stride_h << " pad=" << s.pad_h
                                       << "," << s.pad_w);

@@ -1,18 +1,17 @@
-// Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin and Gray, 2015): each 4x4 input tile d
-// and each 3x3 filter g are transformed (V = B^T d B, U = G g G^T), multiplied point by point and
-// summed over input channels (16 small GEMMs, one per transform point), and transformed back to a 2x2
-// output tile (Y = A^T M A): 16 multiplies per 2x2 outputs and channel pair instead of 36. The
-// transforms only add, subtract and halve, so the results stay within a few ulps of the direct sums.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions (Lavin and Gray, 2015): each
+// (M + 2) x (M + 2) input tile d and each 3x3 filter g are transformed (V = B^T d B, U = G g G^T),
+// multiplied point by point and summed over input channels ((M + 2)^2 small GEMMs, one per transform
+// point), and transformed back to an M x M output tile (Y = A^T M A): 16 multiplies per 2x2 outputs
+// and channel pair, or 36 per 4x4, instead of 36 or 144. F(2, 3)'s transforms only add, subtract and
+// halve; F(4, 3)'s scale by up to 8 and 1/24, and its results stay within 1e-5 (normalised) of the
+// reference in the tests as F(2, 3)'s do. tile_size() picks M per convolution.
 //
-//  input transform:  on zero-padded NCHW planes, vectorised over the tiles of a tile row (even and
-//                    odd columns split by ConcatEven / ConcatOdd), into V[point][c][tile] holding
-//                    every tile of an image.
+//  transforms:       winograd_transforms.h; V[point][c][tile] holds every tile of an image.
 //  multiply:         per point, register blocks of P tiles x OV vectors of output channels over all
 //                    of the image's tiles: each V value broadcast, each U row loaded once per input
 //                    channel and block (as the direct tiles), the point's U staying in L1.
-//  output transform: per tile row, tile and channel vector, into two output rows [cell][channel],
-//                    stored into NCHW by padded::store_block (bias added and BatchNorm statistics
-//                    gathered there).
+//  output:           per tile row, the M output rows [cell][channel] are stored into NCHW by
+//                    padded::store_block (bias added and BatchNorm statistics gathered there).
 // The input gradient of a stride-1 convolution is one more forward convolution (the output gradient
 // padded by 2 - pad, the weights rotated and transposed), so it runs here too.
 #include <algorithm>
@@ -32,6 +31,7 @@
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/conv_image.h"
 #include "kernels/cpu/conv_padded.h"
+#include "kernels/cpu/winograd_transforms.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace horo::kernels::cpu::HWY_NAMESPACE {
@@ -44,100 +44,13 @@ void winograd_forward(const Conv2dShape&, const float*, const float*, bool, cons
 namespace {
 
 using namespace padded;
+using namespace winograd;
 
-constexpr int kPoints = 16;  // a 4x4 transformed tile
 // Tiles per register block for OV = 1, 2 and 4 channel vectors: the accumulators, the U vectors and a broadcast
 // fit in the registers (32 on AVX-512, 16 on AVX2 and NEON).
 constexpr int kTiles1 = kWide ? 16 : 12;
 constexpr int kTiles2 = kWide ? 12 : 6;
 constexpr int kTiles4 = kWide ? 6 : 3;
-
-// Filters [out][in][3][3] (or, transposed, the 180-degree rotation of [in][out][3][3]) as
-// U[point][in][out padded to vectors with zeros]. The taps are first transposed to [in][tap][out], so
-// that G g G^T runs on vectors of output channels: this runs on the calling thread, every step, for
-// the forward and the input gradient, and one filter at a time it had cost W5 1% of its step.
-void transform_weights(const Conv2dShape& s, const float* weight, bool transposed, float* u, float* taps) {
-  const D d;
-  const int64_t n = lanes(), out_t = padded_channels(s.out_channels), point = s.in_channels * out_t;
-  std::fill(taps, taps + s.in_channels * kTaps * out_t, 0.0f);  // the padding channels
-  if (transposed) {  // per c, [o][t] -> [8 - t][o]
-    for (int64_t c = 0; c < s.in_channels; ++c) {
-      const float* w = weight + c * s.out_channels * kTaps;
-      for (int t = 0; t < kTaps; ++t) {
-        float* row = taps + (c * kTaps + kTaps - 1 - t) * out_t;
-        for (int64_t o = 0; o < s.out_channels; ++o) row[o] = w[o * kTaps + t];
-      }
-    }
-  } else {  // [o][c * 9 + t] -> [c * 9 + t][o]
-    simd::transpose(weight, s.in_channels * kTaps, s.out_channels, s.in_channels * kTaps, taps, out_t);
-  }
-  const V half = hn::Set(d, 0.5f);
-  for (int64_t c = 0; c < s.in_channels; ++c) {
-    for (int64_t o = 0; o < out_t; o += n) {
-      V g[3][3];
-      HWY_UNROLL(9) for (int t = 0; t < kTaps; ++t) g[t / 3][t % 3] = hn::Load(d, taps + (c * kTaps + t) * out_t + o);
-      V t[4][3];  // G g
-      HWY_UNROLL(3) for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[0][j];
-        t[1][j] = hn::Mul(half, hn::Add(hn::Add(g[0][j], g[1][j]), g[2][j]));
-        t[2][j] = hn::Mul(half, hn::Add(hn::Sub(g[0][j], g[1][j]), g[2][j]));
-        t[3][j] = g[2][j];
-      }
-      HWY_UNROLL(4) for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        float* row = u + (i * 4) * point + c * out_t + o;
-        hn::Store(t[i][0], d, row);
-        hn::Store(hn::Mul(half, hn::Add(hn::Add(t[i][0], t[i][1]), t[i][2])), d, row + point);
-        hn::Store(hn::Mul(half, hn::Add(hn::Sub(t[i][0], t[i][1]), t[i][2])), d, row + 2 * point);
-        hn::Store(t[i][2], d, row + 3 * point);
-      }
-    }
-  }
-}
-
-// The padded planes of one image: rows of `stride` floats, 2 * tiles_h + 2 rows per plane.
-struct Planes {
-  int64_t tiles_h = 0, tiles_w = 0;
-  int64_t stride = 0, plane = 0;
-};
-
-// V[point][c][tile] for tiles [0, count) of the tile row starting at plane offset `at` (its top-left
-// input cell), tiles vectorised; `tiles_t` is the length of V's tile dimension. Whole vectors are
-// stored: lanes past `count` hold garbage that the next row's tiles overwrite (or the slack at the end).
-void transform_inputs(const Planes& pl, const float* planes, int64_t channels, int64_t at, int64_t count,
-                      int64_t tiles_t, float* v) {
-  const D d;
-  const int64_t n = lanes();
-  for (int64_t c = 0; c < channels; ++c) {
-    for (int64_t p0 = 0; p0 < count; p0 += n) {
-      const float* base = planes + c * pl.plane + at + 2 * p0;
-      V x[4][4];
-      HWY_UNROLL(4) for (int i = 0; i < 4; ++i) {
-        const float* row = base + i * pl.stride;
-        const V a0 = hn::LoadU(d, row), a1 = hn::LoadU(d, row + n);
-        const V b0 = hn::LoadU(d, row + 2), b1 = hn::LoadU(d, row + 2 + n);
-        x[i][0] = hn::ConcatEven(d, a1, a0);  // column 2p
-        x[i][1] = hn::ConcatOdd(d, a1, a0);   // 2p + 1
-        x[i][2] = hn::ConcatEven(d, b1, b0);  // 2p + 2
-        x[i][3] = hn::ConcatOdd(d, b1, b0);   // 2p + 3
-      }
-      V t[4][4];  // B^T x
-      HWY_UNROLL(4) for (int j = 0; j < 4; ++j) {
-        t[0][j] = hn::Sub(x[0][j], x[2][j]);
-        t[1][j] = hn::Add(x[1][j], x[2][j]);
-        t[2][j] = hn::Sub(x[2][j], x[1][j]);
-        t[3][j] = hn::Sub(x[1][j], x[3][j]);
-      }
-      float* out = v + c * tiles_t + p0;
-      const int64_t point = channels * tiles_t;
-      HWY_UNROLL(4) for (int i = 0; i < 4; ++i) {  // (B^T x) B
-        hn::StoreU(hn::Sub(t[i][0], t[i][2]), d, out + (i * 4 + 0) * point);
-        hn::StoreU(hn::Add(t[i][1], t[i][2]), d, out + (i * 4 + 1) * point);
-        hn::StoreU(hn::Sub(t[i][2], t[i][1]), d, out + (i * 4 + 2) * point);
-        hn::StoreU(hn::Sub(t[i][1], t[i][3]), d, out + (i * 4 + 3) * point);
-      }
-    }
-  }
-}
 
 // One point: m[p][ov...] = sum over c of v[c][p] * u[c][ov...], for P tiles and OV channel vectors.
 template <int OV, int P>
@@ -184,27 +97,17 @@ void multiply_tiles(int64_t tiles, const float* v, int64_t tiles_t, int64_t chan
   }
 }
 
-// Y = A^T M A for tiles [0, count) and every channel vector: rows[i][2p + j][channels] = y[i][j].
-void transform_outputs(const float* m, int64_t m_point, int64_t count, int64_t out_t, float* row0, float* row1) {
-  const D d;
-  const int64_t n = lanes();
-  for (int64_t p = 0; p < count; ++p) {
-    for (int64_t o = 0; o < out_t; o += n) {
-      const float* mp = m + p * out_t + o;
-      V s[2][4];  // A^T M
-      HWY_UNROLL(4) for (int j = 0; j < 4; ++j) {
-        const V m0 = hn::Load(d, mp + (0 * 4 + j) * m_point), m1 = hn::Load(d, mp + (1 * 4 + j) * m_point);
-        const V m2 = hn::Load(d, mp + (2 * 4 + j) * m_point), m3 = hn::Load(d, mp + (3 * 4 + j) * m_point);
-        s[0][j] = hn::Add(hn::Add(m0, m1), m2);
-        s[1][j] = hn::Sub(hn::Sub(m1, m2), m3);
-      }
-      float* rows[2] = {row0, row1};
-      HWY_UNROLL(2) for (int i = 0; i < 2; ++i) {  // (A^T M) A
-        hn::Store(hn::Add(hn::Add(s[i][0], s[i][1]), s[i][2]), d, rows[i] + (2 * p) * out_t + o);
-        hn::Store(hn::Sub(hn::Sub(s[i][1], s[i][2]), s[i][3]), d, rows[i] + (2 * p + 1) * out_t + o);
-      }
-    }
-  }
+// HORO_WINOGRAD_TILE: unset or "auto", the tile size the cost model below picks per convolution; "2"
+// F(2x2, 3x3) everywhere; "4" F(4x4, 3x3) everywhere (the tests run both).
+int forced_tile() {
+  static const int tile = [] {
+    const char* env = std::getenv("HORO_WINOGRAD_TILE");
+    const std::string value = env ? env : "auto";
+    if (value == "auto") return 0;
+    if (value == "2" || value == "4") return value == "2" ? 2 : 4;
+    throw ValueError("HORO_WINOGRAD_TILE='" + value + "': expected 2, 4 or auto");
+  }();
+  return tile;
 }
 
 // HORO_WINOGRAD: unset or "auto", on for vectors narrower than 512 bits, where it measured faster than
@@ -225,27 +128,28 @@ bool winograd_enabled() {
 
 bool winograd_applies(const Conv2dShape& s) {
   // Few input channels leave the transforms (per input channel) outweighing the multiplies saved.
+  forced_tile();  // a bad HORO_WINOGRAD_TILE is refused even where Winograd is off
   return winograd_enabled() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
          s.dilation_h == 1 && s.dilation_w == 1 && s.pad_h <= 2 && s.pad_w <= 2 && s.out_h() > 0 && s.out_w() > 0 &&
          s.in_channels >= 8 && 2 * s.out_channels >= padded_channels(s.out_channels);
 }
 
-void winograd_forward(const Conv2dShape& s, const float* input, const float* weight, bool transposed, const float* bias,
-                      float* output, const float* shift, double* sums) {
+namespace {
+
+template <int M>
+void winograd_run(const Conv2dShape& s, const float* input, const float* weight, bool transposed, const float* bias,
+                  float* output, const float* shift, double* sums) {
+  constexpr int kPoints = (M + 2) * (M + 2);
   const int64_t n = lanes(), out_t = padded_channels(s.out_channels), vectors = out_t / n;
   const int64_t out_h = s.out_h(), out_w = s.out_w(), plane_out = out_h * out_w;
-  Planes pl;
-  pl.tiles_h = (out_h + 1) / 2;
-  pl.tiles_w = (out_w + 1) / 2;
-  pl.stride = 2 * pl.tiles_w + 2;
-  pl.plane = (2 * pl.tiles_h + 2) * pl.stride;
+  const Planes pl = planes_for<M>(s);
   // Vector loads of the last tile row read up to 2 * lanes + 2 floats past its last tile.
   const int64_t planes_size = s.in_channels * pl.plane + 3 * n;
   const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * plane_out;
 
   thread_local std::vector<float> u_buffer, taps_buffer;
   float* u = thread_buffer(u_buffer, kPoints * s.in_channels * out_t);
-  transform_weights(s, weight, transposed, u, thread_buffer(taps_buffer, s.in_channels * kTaps * out_t));
+  transform_weights<M>(s, weight, transposed, u, thread_buffer(taps_buffer, s.in_channels * kTaps * out_t));
 
   // V holds every tile of an image, one tile row after another, plus a vector of slack.
   const int64_t tiles = pl.tiles_h * pl.tiles_w, tiles_t = tiles + n;
@@ -258,16 +162,16 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
     float* v = thread_buffer(v_buffer, kPoints * s.in_channels * tiles_t);
     const int64_t m_point = tiles * out_t;
     float* m = thread_buffer(m_buffer, kPoints * m_point);
-    // Two output rows of a tile row; store_block reads whole 16-cell blocks.
-    const int64_t row_cells = (2 * pl.tiles_w + 15) / 16 * 16;
-    float* rows = thread_buffer(rows_buffer, 2 * row_cells * out_t);
+    // The M output rows of a tile row; store_block reads whole 16-cell blocks.
+    const int64_t row_cells = (M * pl.tiles_w + 15) / 16 * 16;
+    float* rows = thread_buffer(rows_buffer, M * row_cells * out_t);
     Stats stats;
     if (sums) stats = {shift, thread_buffer(stats_buffer, s.out_channels * 2 * n)};
     for (int64_t t = t_begin; t < t_end; ++t) {
       for (int64_t b = s.batch * t / threads; b < s.batch * (t + 1) / threads; ++b) {
-        pad_image(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, pl.plane, pl.stride, planes);
+        pad_planes<M>(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, pl, planes);
         for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
-          transform_inputs(pl, planes, s.in_channels, 2 * ty * pl.stride, pl.tiles_w, tiles_t, v + ty * pl.tiles_w);
+          transform_inputs<M>(pl, planes, s.in_channels, M * ty * pl.stride, pl.tiles_w, tiles_t, v + ty * pl.tiles_w);
         }
         for (int point = 0; point < kPoints; ++point) {
           const float* vp = v + point * s.in_channels * tiles_t;
@@ -290,9 +194,9 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
         if (sums) std::fill(stats.sums, stats.sums + s.out_channels * 2 * n, 0.0f);
         float* y = output + b * out_size;
         for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
-          transform_outputs(m + ty * pl.tiles_w * out_t, m_point, pl.tiles_w, out_t, rows, rows + row_cells * out_t);
-          for (int64_t i = 0; i < 2 && 2 * ty + i < out_h; ++i) {
-            store_block(rows + i * row_cells * out_t, out_w, out_t, 0, s.out_channels, plane_out, (2 * ty + i) * out_w,
+          transform_outputs<M>(m + ty * pl.tiles_w * out_t, m_point, pl.tiles_w, out_t, rows, row_cells * out_t);
+          for (int64_t i = 0; i < M && M * ty + i < out_h; ++i) {
+            store_block(rows + i * row_cells * out_t, out_w, out_t, 0, s.out_channels, plane_out, (M * ty + i) * out_w,
                         bias, y, stats);
           }
         }
@@ -303,6 +207,37 @@ void winograd_forward(const Conv2dShape& s, const float* input, const float* wei
   });
   if (!sums) return;
   add_thread_stats(thread_sums.data(), threads, s.out_channels, sums);
+}
+
+// F(4x4, 3x3) multiplies 36 points per 16 outputs where F(2x2, 3x3) multiplies 16 per 4, but a map
+// that is small against the vector (the tiles of a tile row fill the lanes of the transforms) or
+// not a multiple of 4 wastes more of its work. Per input channel, the model charges each point and
+// tile its output channels (the multiply) and each point and vector lane of tiles kTransform (the
+// input transform): fitted to the AVX2 times of W5's stages, F(4, 3) was 13-22% faster on 28x28
+// maps with 16 channels, 8-15% faster on 7x7 with 64, and 9-18% slower on 14x14 with 32 (the model
+// puts the cross-overs at 26 and 112).
+int tile_size(const Conv2dShape& s) {
+  if (forced_tile() != 0) return forced_tile();
+  constexpr double kTransform = 50.0;
+  const int64_t n = lanes();
+  const auto cost = [&](int64_t m) {
+    const int64_t tiles_h = (s.out_h() + m - 1) / m, tiles_w = (s.out_w() + m - 1) / m;
+    const int64_t tile_lanes = (tiles_w + n - 1) / n * n;
+    return static_cast<double>((m + 2) * (m + 2) * tiles_h) *
+           (static_cast<double>(tiles_w * s.out_channels) + kTransform * static_cast<double>(tile_lanes));
+  };
+  return cost(4) < cost(2) ? 4 : 2;
+}
+
+}  // namespace
+
+void winograd_forward(const Conv2dShape& s, const float* input, const float* weight, bool transposed, const float* bias,
+                      float* output, const float* shift, double* sums) {
+  if (tile_size(s) == 4) {
+    winograd_run<4>(s, input, weight, transposed, bias, output, shift, sums);
+  } else {
+    winograd_run<2>(s, input, weight, transposed, bias, output, shift, sums);
+  }
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 
