@@ -76,14 +76,23 @@ bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output
                                   float* grad_input);
 bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias);
-// Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, padding up to 2 (conv_winograd.cpp): whether it
+// Winograd F(2x2, 3x3) or F(4x4, 3x3) for 3x3 stride-1 convolutions, padding up to 2 (conv_winograd.cpp): whether it
 // applies to s (and HORO_WINOGRAD=0 does not turn it off), and the batched convolution. With
 // `transposed`, weight is that of the convolution whose input gradient this is ([s.in][s.out][3][3],
 // rotated by 180 degrees here). With `sums`, also the per-channel sums of (y - shift) and of its
 // squares over the batch, in double (sums[o], sums[out_channels + o]).
 bool winograd_applies(const Conv2dShape& s);
+// HORO_WINOGRAD (-1 auto, 0 off, 1 on) and HORO_WINOGRAD_TILE (0 auto, 2 or 4), both checked on first
+// use; whether s's shape suits Winograd at all.
+int winograd_mode();
+int winograd_forced_tile();
+bool winograd_fits(const Conv2dShape& s);
 void winograd_forward(const Conv2dShape& s, const float* input, const float* weight, bool transposed, const float* bias,
                       float* output, const float* shift = nullptr, double* sums = nullptr);
+// The weight gradient (and bias gradient, when grad_bias is not null) by Winograd
+// (conv_winograd_wgrad.cpp); false where it does not apply or is slower than the direct tiles.
+bool winograd_backward_weight(const Conv2dShape& s, const float* input, const float* grad_output, float* grad_weight,
+                              float* grad_bias);
 // The input gradient of a 3x3 stride-2 convolution (conv_transposed.cpp); false for other shapes.
 bool conv2d_backward_input_strided(const Conv2dShape& s, const float* grad_output, const float* weight,
                                    float* grad_input);

@@ -391,6 +391,7 @@ bool conv2d_backward_input_direct(const Conv2dShape& s, const float* grad_output
 bool conv2d_backward_weight_direct(const Conv2dShape& s, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias) {
   if (!conv_direct_applies(s) || !channels_fit(s.out_channels)) return false;
+  if (winograd_backward_weight(s, input, grad_output, grad_weight, grad_bias)) return true;
   const Geometry g = geometry(s);
   const int64_t image = s.in_channels * s.in_h * s.in_w, plane_out = g.out_h * g.out_w, out_size = s.out_channels * plane_out;
   // dy transposed to [cell][channel], the channels padded to whole vectors (zeros).

@@ -38,6 +38,9 @@ namespace horo::kernels::cpu::HWY_NAMESPACE {
 
 #if HWY_TARGET == HWY_SCALAR
 // One lane: nothing to gain (and no ConcatEven); the direct and im2col kernels run instead.
+int winograd_forced_tile() { return 0; }
+int winograd_mode() { return 0; }
+bool winograd_fits(const Conv2dShape&) { return false; }
 bool winograd_applies(const Conv2dShape&) { return false; }
 void winograd_forward(const Conv2dShape&, const float*, const float*, bool, const float*, float*, const float*, double*) {}
 #else
@@ -97,9 +100,12 @@ void multiply_tiles(int64_t tiles, const float* v, int64_t tiles_t, int64_t chan
   }
 }
 
-// HORO_WINOGRAD_TILE: unset or "auto", the tile size the cost model below picks per convolution; "2"
-// F(2x2, 3x3) everywhere; "4" F(4x4, 3x3) everywhere (the tests run both).
-int forced_tile() {
+}  // namespace
+
+// HORO_WINOGRAD_TILE: unset or "auto", the tile size the cost model below picks per convolution (and
+// F(4x4, 3x3) for the weight gradients); "2" F(2x2, 3x3) everywhere; "4" F(4x4, 3x3) everywhere (the
+// tests run both).
+int winograd_forced_tile() {
   static const int tile = [] {
     const char* env = std::getenv("HORO_WINOGRAD_TILE");
     const std::string value = env ? env : "auto";
@@ -110,10 +116,9 @@ int forced_tile() {
   return tile;
 }
 
-// HORO_WINOGRAD: unset or "auto", on for vectors narrower than 512 bits, where it measured faster than
-// the direct tiles (AVX-512's direct tiles were faster: its transforms fill its 16 lanes poorly on
-// W5's 8- and 16-wide maps); "1" on wherever it applies; "0" off.
-bool winograd_enabled() {
+// HORO_WINOGRAD: unset or "auto" (-1), "1" on wherever it applies, "0" off. A bad HORO_WINOGRAD_TILE
+// is refused here too, even where Winograd is off.
+int winograd_mode() {
   static const int mode = [] {
     const char* env = std::getenv("HORO_WINOGRAD");
     const std::string value = env ? env : "auto";
@@ -121,17 +126,23 @@ bool winograd_enabled() {
     if (value == "0" || value == "1") return value == "1" ? 1 : 0;
     throw ValueError("HORO_WINOGRAD='" + value + "': expected 0, 1 or auto");
   }();
-  return mode == -1 ? !kWide : mode == 1;
+  winograd_forced_tile();
+  return mode;
 }
 
-}  // namespace
-
-bool winograd_applies(const Conv2dShape& s) {
+bool winograd_fits(const Conv2dShape& s) {
   // Few input channels leave the transforms (per input channel) outweighing the multiplies saved.
-  forced_tile();  // a bad HORO_WINOGRAD_TILE is refused even where Winograd is off
-  return winograd_enabled() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
-         s.dilation_h == 1 && s.dilation_w == 1 && s.pad_h <= 2 && s.pad_w <= 2 && s.out_h() > 0 && s.out_w() > 0 &&
-         s.in_channels >= 8 && 2 * s.out_channels >= padded_channels(s.out_channels);
+  return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
+         s.dilation_w == 1 && s.pad_h <= 2 && s.pad_w <= 2 && s.out_h() > 0 && s.out_w() > 0 && s.in_channels >= 8 &&
+         2 * s.out_channels >= padded_channels(s.out_channels);
+}
+
+// The forward and the input gradient: with "auto", on for vectors narrower than 512 bits, where they
+// measured faster than the direct tiles (AVX-512's direct tiles were faster: the transforms, on the
+// tiles of a tile row, fill its 16 lanes poorly on W5's 7- to 28-wide maps).
+bool winograd_applies(const Conv2dShape& s) {
+  const int mode = winograd_mode();
+  return (mode == -1 ? !kWide : mode == 1) && winograd_fits(s);
 }
 
 namespace {
@@ -217,7 +228,7 @@ void winograd_run(const Conv2dShape& s, const float* input, const float* weight,
 // maps with 16 channels, 8-15% faster on 7x7 with 64, and 9-18% slower on 14x14 with 32 (the model
 // puts the cross-overs at 26 and 112).
 int tile_size(const Conv2dShape& s) {
-  if (forced_tile() != 0) return forced_tile();
+  if (winograd_forced_tile() != 0) return winograd_forced_tile();
   constexpr double kTransform = 50.0;
   const int64_t n = lanes();
   const auto cost = [&](int64_t m) {
