@@ -44,6 +44,11 @@ double bias_error(const std::vector<float>& gb, const std::vector<float>& gb_ref
   return worst;
 }
 
+// Winograd F(4x4, 3x3)'s weight gradient (stride 1, 8 or more input channels, on by default) rounds
+// about 5x more than the direct sums: 3e-6 to 1.1e-5 on W5's first stage (28x28, 16 channels, batch
+// 4) over 36 runs, where the direct tiles and F(2x2, 3x3) gave 0.6e-6 to 2.1e-6.
+double weight_grad_tolerance(const Conv2dShape& s) { return s.stride_h == 1 && s.in_channels >= 8 ? 3e-5 : 1e-5; }
+
 TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
   const int64_t channel_choices[] = {1, 3, 8, 16, 17, 33, 64};
   for (int trial = 0; trial < 30; ++trial) {
@@ -82,7 +87,7 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
     std::vector<float> gw(w_n), gw_ref(w_n), gb(s.out_channels), gb_ref(s.out_channels);
     cpu::conv2d_backward_weight(s, x.data(), g.data(), gw.data(), with_bias ? gb.data() : nullptr);
     ref::conv2d_backward_weight(s, x.data(), g.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
-    EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+    EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(s)) << "weight gradient";
     if (with_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, s.batch, s.out_channels), 1e-6) << "bias gradient";
     }
@@ -183,7 +188,7 @@ TEST_P(DirectConvTest, FusedSingleChannelBlockMatchesReference) {
     for (int64_t i = 0; i < pooled_n; ++i) masked[i] = y[i] > 0.0f ? g[i] : 0.0f;
     ref::maxpool2d_backward(p, masked.data(), arg.data(), conv_grad.data());
     ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
-    EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+    EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(c)) << "weight gradient";
     if (with_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, c.batch, c.out_channels), 1e-6) << "bias gradient";
     }
@@ -235,7 +240,7 @@ TEST_P(DirectConvTest, FusedBlockBackwardMatchesReference) {
       EXPECT_LT(normalized_error(gx, gx_ref), 1e-5) << "input gradient";
     }
     if (want_weight) {
-      EXPECT_LT(normalized_error(gw, gw_ref), 1e-5) << "weight gradient";
+      EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(c)) << "weight gradient";
     }
     if (want_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, c.batch, c.out_channels), 1e-6) << "bias gradient";
