@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 
 #include "kernels/conv2d.h"
@@ -149,6 +150,31 @@ std::pair<Tensor, Tensor> conv2d_relu_maxpool2d(const Tensor& input, const Tenso
   return {out, argmax};
 }
 
+namespace {
+
+// The argmax a max pooling's backward scatters the gradient by: Int32, the pooled shape, and, on the
+// CPU (where a bad index would write outside the input gradient), every index inside its input plane.
+// The forward makes it so; a hand-made one is checked here.
+void check_argmax(const Tensor& argmax, const Shape& pooled, int64_t plane, const std::string& what) {
+  check_dtype(argmax, DType::Int32, what);
+  check_shape(argmax, pooled, what);
+  if (!argmax.device().is_cpu()) return;
+  const int32_t* index = argmax.data<int32_t>();
+  const int64_t count = argmax.numel();
+  int32_t low = 0, high = 0;  // one vectorised pass; the bad element is looked for only when there is one
+  for (int64_t i = 0; i < count; ++i) {
+    low = std::min(low, index[i]);
+    high = std::max(high, index[i]);
+  }
+  if (low >= 0 && high < plane) return;
+  for (int64_t i = 0; i < count; ++i) {
+    HORO_CHECK(index[i] >= 0 && index[i] < plane, ValueError, what, ": element ", i, " is ", index[i],
+               ", outside the input plane of ", plane, " cells");
+  }
+}
+
+}  // namespace
+
 ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor& weight, const Tensor& output,
                                               const Tensor& argmax, const Tensor& grad_output, bool want_input,
                                               bool want_weight, bool want_bias, const Conv2dParams& conv,
@@ -156,6 +182,7 @@ ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor&
   const auto cs = conv_shape(input.shape(), weight.shape(), conv);
   const auto ps = pool_shape({cs.batch, cs.out_channels, cs.out_h(), cs.out_w()}, pool);
   check_shape(grad_output, output.shape(), "conv2d_relu_max_pool2d backward: grad_output");
+  check_argmax(argmax, output.shape(), cs.out_h() * cs.out_w(), "conv2d_relu_max_pool2d backward: argmax");
   ConvBlockGrads grads;
   if (want_input) grads.input = Tensor::empty(input.shape(), DType::Float32, input.device());
   if (want_weight) grads.weight = Tensor::empty(weight.shape(), DType::Float32, input.device());
@@ -170,7 +197,8 @@ ConvBlockGrads conv2d_relu_maxpool2d_backward(const Tensor& input, const Tensor&
 Tensor maxpool2d_backward(const Tensor& grad_output, const Tensor& argmax, const Shape& input_shape,
                           const Pool2dParams& p) {
   const auto s = pool_shape(input_shape, p);
-  check_shape(grad_output, argmax.shape(), "max_pool2d backward: grad_output");
+  check_shape(grad_output, {input_shape[0], input_shape[1], s.out_h(), s.out_w()}, "max_pool2d backward: grad_output");
+  check_argmax(argmax, grad_output.shape(), s.in_h * s.in_w, "max_pool2d backward: argmax");
   Tensor grad_input = Tensor::empty(input_shape, DType::Float32, grad_output.device());
   HORO_DISPATCH(grad_output.device(), maxpool2d_backward, s, grad_output.data<float>(), argmax.data<int32_t>(), grad_input.data<float>());
   return grad_input;

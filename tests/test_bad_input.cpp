@@ -6,6 +6,7 @@
 #include "train/loop.h"
 #include "data/idx.h"
 #include "nn/models.h"
+#include "tensor/ops.h"
 #include "tests/test_util.h"
 
 namespace horo {
@@ -57,6 +58,35 @@ TEST(BadInput, WindowsLargerThanTheirPaddedInputAreRefused) {
   // Extents whose shape arithmetic would overflow are refused by the layers that hold them.
   expect_error<ValueError>([] { nn::MaxPool2d({.kernel = int64_t{1} << 62}); }, {"MaxPool2d", "below 2^31"});
   expect_error<ValueError>([] { nn::Conv2d({.in = 1, .out = 1, .kernel = 3, .padding = int64_t{1} << 62}); }, {"Conv2d", "below 2^31"});
+}
+
+// Max pooling's backward scatters by the argmax it is given: a hand-made one with an index outside
+// the input plane, the wrong shape or the wrong dtype is refused before anything is written.
+TEST(BadInput, PoolingArgmaxOutsideItsPlaneIsRefused) {
+  const ops::Pool2dParams pool{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+  const Tensor x = random_tensor({2, 3, 6, 6});
+  auto [y, argmax] = ops::maxpool2d(x, pool);
+  const Tensor g = random_tensor(y.shape());
+  EXPECT_EQ(ops::maxpool2d_backward(g, argmax, x.shape(), pool).shape(), x.shape());
+  Tensor bad = argmax.clone();
+  bad.data<int32_t>()[5] = 36;
+  expect_error<ValueError>([&] { ops::maxpool2d_backward(g, bad, x.shape(), pool); },
+                           {"max_pool2d backward: argmax", "element 5 is 36", "36 cells"});
+  bad.data<int32_t>()[5] = -1;
+  expect_error<ValueError>([&] { ops::maxpool2d_backward(g, bad, x.shape(), pool); }, {"element 5 is -1"});
+  expect_error<ShapeError>([&] { ops::maxpool2d_backward(g, argmax.view({2, 3, 9}), x.shape(), pool); },
+                           {"max_pool2d backward: argmax", "[2, 3, 3, 3]"});
+  expect_error<TypeError>([&] { ops::maxpool2d_backward(g, y, x.shape(), pool); }, {"max_pool2d backward: argmax", "expected dtype int32"});
+
+  // The fused convolution, ReLU and pooling: the argmax indexes the convolution's 6x6 output planes.
+  const Tensor w = random_tensor({4, 3, 3, 3});
+  const ops::Conv2dParams conv{.pad_h = 1, .pad_w = 1};
+  auto [out, block_argmax] = ops::conv2d_relu_maxpool2d(x, w, Tensor(), conv, pool);
+  Tensor bad_block = block_argmax.clone();
+  bad_block.data<int32_t>()[bad_block.numel() - 1] = 1 << 20;
+  expect_error<ValueError>(
+      [&] { ops::conv2d_relu_maxpool2d_backward(x, w, out, bad_block, random_tensor(out.shape()), true, true, false, conv, pool); },
+      {"conv2d_relu_max_pool2d backward: argmax", "outside the input plane of 36 cells"});
 }
 
 // A tensor too large for memory is an OutOfMemoryError giving its shape and size, not a bare bad_alloc.

@@ -44,10 +44,12 @@ double bias_error(const std::vector<float>& gb, const std::vector<float>& gb_ref
   return worst;
 }
 
-// Winograd F(4x4, 3x3)'s weight gradient (stride 1, 8 or more input channels, on by default) rounds
-// about 5x more than the direct sums: 3e-6 to 1.1e-5 on W5's first stage (28x28, 16 channels, batch
-// 4) over 36 runs, where the direct tiles and F(2x2, 3x3) gave 0.6e-6 to 2.1e-6.
-double weight_grad_tolerance(const Conv2dShape& s) { return s.stride_h == 1 && s.in_channels >= 8 ? 3e-5 : 1e-5; }
+// Winograd F(4x4, 3x3) runs 3x3 stride-1 convolutions whose (forward or transposed) input has 8 or
+// more channels, by default, and rounds about 6x more than the direct sums. Over about 1,060 such
+// convolutions of the trials below (HORO_WINOGRAD=1, AVX-512 and AVX2), forward and input-gradient
+// errors reached 8e-6 (1.1e-5 once in other runs), weight gradients 1.1e-5 on W5's first stage; the
+// direct tiles stayed under 2.1e-6. Elsewhere the tolerance stays 1e-5.
+double winograd_tolerance(int64_t stride, int64_t channels) { return stride == 1 && channels >= 8 ? 3e-5 : 1e-5; }
 
 TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
   const int64_t channel_choices[] = {1, 3, 8, 16, 17, 33, 64};
@@ -79,15 +81,15 @@ TEST_P(DirectConvTest, ForwardAndBothBackwardsMatchReference) {
     std::vector<float> y(out_n), y_ref(out_n);
     cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data());
     ref::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y_ref.data());
-    EXPECT_LT(normalized_error(y, y_ref), 1e-5) << "forward";
+    EXPECT_LT(normalized_error(y, y_ref), winograd_tolerance(s.stride_h, s.in_channels)) << "forward";
     std::vector<float> gx(in_n), gx_ref(in_n);
     cpu::conv2d_backward_input(s, g.data(), w.data(), gx.data());
     ref::conv2d_backward_input(s, g.data(), w.data(), gx_ref.data());
-    EXPECT_LT(normalized_error(gx, gx_ref), 1e-5) << "input gradient";
+    EXPECT_LT(normalized_error(gx, gx_ref), winograd_tolerance(s.stride_h, s.out_channels)) << "input gradient";
     std::vector<float> gw(w_n), gw_ref(w_n), gb(s.out_channels), gb_ref(s.out_channels);
     cpu::conv2d_backward_weight(s, x.data(), g.data(), gw.data(), with_bias ? gb.data() : nullptr);
     ref::conv2d_backward_weight(s, x.data(), g.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
-    EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(s)) << "weight gradient";
+    EXPECT_LT(normalized_error(gw, gw_ref), winograd_tolerance(s.stride_h, s.in_channels)) << "weight gradient";
     if (with_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, s.batch, s.out_channels), 1e-6) << "bias gradient";
     }
@@ -114,7 +116,7 @@ TEST_P(DirectConvTest, ForwardWithStatisticsMatchesReference) {
     std::vector<float> y(out_n), y_ref(out_n), mean(s.out_channels), var(s.out_channels);
     if (!cpu::conv2d_forward_stats(s, x.data(), w.data(), b.data(), shift.data(), y.data(), mean.data(), var.data())) continue;
     ref::conv2d_forward(s, x.data(), w.data(), b.data(), y_ref.data());
-    EXPECT_LT(normalized_error(y, y_ref), 1e-5) << "output";
+    EXPECT_LT(normalized_error(y, y_ref), winograd_tolerance(s.stride_h, s.in_channels)) << "output";
     std::vector<float> mean_ref(s.out_channels), var_ref(s.out_channels);
     for (int64_t o = 0; o < s.out_channels; ++o) {
       double sum = 0, squares = 0;
@@ -128,8 +130,8 @@ TEST_P(DirectConvTest, ForwardWithStatisticsMatchesReference) {
       mean_ref[o] = static_cast<float>(sum / count);
       var_ref[o] = static_cast<float>(squares / count - (sum / count) * (sum / count));
     }
-    EXPECT_LT(normalized_error(mean, mean_ref), 1e-5) << "mean";
-    EXPECT_LT(normalized_error(var, var_ref), 1e-5) << "variance";
+    EXPECT_LT(normalized_error(mean, mean_ref), winograd_tolerance(s.stride_h, s.in_channels)) << "mean";
+    EXPECT_LT(normalized_error(var, var_ref), winograd_tolerance(s.stride_h, s.in_channels)) << "variance";
   }
 }
 
@@ -188,7 +190,7 @@ TEST_P(DirectConvTest, FusedSingleChannelBlockMatchesReference) {
     for (int64_t i = 0; i < pooled_n; ++i) masked[i] = y[i] > 0.0f ? g[i] : 0.0f;
     ref::maxpool2d_backward(p, masked.data(), arg.data(), conv_grad.data());
     ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), with_bias ? gb_ref.data() : nullptr);
-    EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(c)) << "weight gradient";
+    EXPECT_LT(normalized_error(gw, gw_ref), winograd_tolerance(c.stride_h, c.in_channels)) << "weight gradient";
     if (with_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, c.batch, c.out_channels), 1e-6) << "bias gradient";
     }
@@ -237,10 +239,10 @@ TEST_P(DirectConvTest, FusedBlockBackwardMatchesReference) {
     ref::conv2d_backward_input(c, conv_grad.data(), w.data(), gx_ref.data());
     ref::conv2d_backward_weight(c, x.data(), conv_grad.data(), gw_ref.data(), gb_ref.data());
     if (want_input) {
-      EXPECT_LT(normalized_error(gx, gx_ref), 1e-5) << "input gradient";
+      EXPECT_LT(normalized_error(gx, gx_ref), winograd_tolerance(c.stride_h, c.out_channels)) << "input gradient";
     }
     if (want_weight) {
-      EXPECT_LT(normalized_error(gw, gw_ref), weight_grad_tolerance(c)) << "weight gradient";
+      EXPECT_LT(normalized_error(gw, gw_ref), winograd_tolerance(c.stride_h, c.in_channels)) << "weight gradient";
     }
     if (want_bias) {
       EXPECT_LT(bias_error(gb, gb_ref, g, c.batch, c.out_channels), 1e-6) << "bias gradient";

@@ -55,9 +55,10 @@ constexpr int kTiles1 = kWide ? 16 : 12;
 constexpr int kTiles2 = kWide ? 12 : 6;
 constexpr int kTiles4 = kWide ? 6 : 3;
 
-// One point: m[p][ov...] = sum over c of v[c][p] * u[c][ov...], for P tiles and OV channel vectors.
+// One point: m[p][ov...] = sum over c of v[p][c] * u[c][ov...], for P tiles (`in_t` floats apart in v)
+// and OV channel vectors.
 template <int OV, int P>
-HWY_INLINE void multiply_point(const float* v, int64_t tiles_t, int64_t channels, const float* u, int64_t out_t,
+HWY_INLINE void multiply_point(const float* v, int64_t in_t, int64_t channels, const float* u, int64_t out_t,
                                float* m) {
   const D d;
   const size_t n = hn::Lanes(d);
@@ -68,9 +69,8 @@ HWY_INLINE void multiply_point(const float* v, int64_t tiles_t, int64_t channels
   for (int64_t c = 0; c < channels; ++c) {
     V w[OV];
     HWY_UNROLL(4) for (int ov = 0; ov < OV; ++ov) w[ov] = hn::Load(d, u + c * out_t + ov * n);
-    const float* vc = v + c * tiles_t;
     HWY_UNROLL(16) for (int p = 0; p < P; ++p) {
-      const V x = hn::Set(d, vc[p]);
+      const V x = hn::Set(d, v[p * in_t + c]);
       HWY_UNROLL(4) for (int ov = 0; ov < OV; ++ov) acc[p][ov] = hn::MulAdd(w[ov], x, acc[p][ov]);
     }
   }
@@ -81,22 +81,48 @@ HWY_INLINE void multiply_point(const float* v, int64_t tiles_t, int64_t channels
 
 // multiply_point for P chosen at run time (1 to PMax).
 template <int OV, int PMax>
-void multiply_block(int64_t p, const float* v, int64_t tiles_t, int64_t channels, const float* u, int64_t out_t,
+void multiply_block(int64_t p, const float* v, int64_t in_t, int64_t channels, const float* u, int64_t out_t,
                     float* m) {
   if constexpr (PMax >= 1) {
-    if (p < PMax) return multiply_block<OV, PMax - 1>(p, v, tiles_t, channels, u, out_t, m);
-    multiply_point<OV, PMax>(v, tiles_t, channels, u, out_t, m);
+    if (p < PMax) return multiply_block<OV, PMax - 1>(p, v, in_t, channels, u, out_t, m);
+    multiply_point<OV, PMax>(v, in_t, channels, u, out_t, m);
   }
 }
 
 // M[point][tile][out_t] for all `tiles` of an image: per point and group of OV channel vectors, the
 // tiles in equal blocks of at most TMax, so that the point's U stays in L1 while the tiles stream by.
 template <int OV, int TMax>
-void multiply_tiles(int64_t tiles, const float* v, int64_t tiles_t, int64_t channels, const float* u, int64_t out_t,
+void multiply_tiles(int64_t tiles, const float* v, int64_t in_t, int64_t channels, const float* u, int64_t out_t,
                     float* m) {
   const int64_t blocks = (tiles + TMax - 1) / TMax, size = (tiles + blocks - 1) / blocks;
   for (int64_t p0 = 0; p0 < tiles; p0 += size) {
-    multiply_block<OV, TMax>(std::min(size, tiles - p0), v + p0, tiles_t, channels, u, out_t, m + p0 * out_t);
+    multiply_block<OV, TMax>(std::min(size, tiles - p0), v + p0 * in_t, in_t, channels, u, out_t, m + p0 * out_t);
+  }
+}
+
+// Every point and channel vector of one image's products: V[point][tile][in_t] -> M[point][tile][out_t].
+template <int M>
+void multiply_points(int64_t tiles, const float* v, int64_t in_t, int64_t channels, const float* u, int64_t out_t,
+                     float* m) {
+  constexpr int kPoints = (M + 2) * (M + 2);
+  const int64_t n = lanes(), vectors = out_t / n;
+  for (int point = 0; point < kPoints; ++point) {
+    const float* vp = v + point * tiles * in_t;
+    const float* up = u + point * channels * out_t;
+    float* mp = m + point * tiles * out_t;
+    for (int64_t ov = 0; ov < vectors;) {
+      const int64_t left = vectors - ov;
+      if (left >= 4) {
+        multiply_tiles<4, kTiles4>(tiles, vp, in_t, channels, up + ov * n, out_t, mp + ov * n);
+        ov += 4;
+      } else if (left >= 2) {
+        multiply_tiles<2, kTiles2>(tiles, vp, in_t, channels, up + ov * n, out_t, mp + ov * n);
+        ov += 2;
+      } else {
+        multiply_tiles<1, kTiles1>(tiles, vp, in_t, channels, up + ov * n, out_t, mp + ov * n);
+        ov += 1;
+      }
+    }
   }
 }
 
@@ -137,13 +163,10 @@ bool winograd_fits(const Conv2dShape& s) {
          2 * s.out_channels >= padded_channels(s.out_channels);
 }
 
-// The forward and the input gradient: with "auto", on for vectors narrower than 512 bits, where they
-// measured faster than the direct tiles (AVX-512's direct tiles were faster: the transforms, on the
-// tiles of a tile row, fill its 16 lanes poorly on W5's 7- to 28-wide maps).
-bool winograd_applies(const Conv2dShape& s) {
-  const int mode = winograd_mode();
-  return (mode == -1 ? !kWide : mode == 1) && winograd_fits(s);
-}
+// The forward and the input gradient, on by default on every target: with the transforms on channel
+// vectors, F(4x4, 3x3) measured 1.0-1.6x the direct tiles on W5's stages on AVX-512 too (one thread,
+// best of 5), where the first, tile-vectorised transforms had left it at 0.63-0.79x.
+bool winograd_applies(const Conv2dShape& s) { return winograd_mode() != 0 && winograd_fits(s); }
 
 namespace {
 
@@ -151,61 +174,42 @@ template <int M>
 void winograd_run(const Conv2dShape& s, const float* input, const float* weight, bool transposed, const float* bias,
                   float* output, const float* shift, double* sums) {
   constexpr int kPoints = (M + 2) * (M + 2);
-  const int64_t n = lanes(), out_t = padded_channels(s.out_channels), vectors = out_t / n;
+  const int64_t n = lanes(), in_t = padded_channels(s.in_channels), out_t = padded_channels(s.out_channels);
   const int64_t out_h = s.out_h(), out_w = s.out_w(), plane_out = out_h * out_w;
-  const Planes pl = planes_for<M>(s);
-  // Vector loads of the last tile row read up to 2 * lanes + 2 floats past its last tile.
-  const int64_t planes_size = s.in_channels * pl.plane + 3 * n;
+  const Tiles grid_tiles = tiles_for<M>(s);
+  const int64_t tiles = grid_tiles.h * grid_tiles.w;
+  // The image on a zero-padded grid of whole tiles, [M tiles_h + 2][M tiles_w + 2][in_t].
+  const int64_t columns = M * grid_tiles.w + 2, grid_size = (M * grid_tiles.h + 2) * columns * in_t;
   const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * plane_out;
 
   thread_local std::vector<float> u_buffer, taps_buffer;
   float* u = thread_buffer(u_buffer, kPoints * s.in_channels * out_t);
   transform_weights<M>(s, weight, transposed, u, thread_buffer(taps_buffer, s.in_channels * kTaps * out_t));
 
-  // V holds every tile of an image, one tile row after another, plus a vector of slack.
-  const int64_t tiles = pl.tiles_h * pl.tiles_w, tiles_t = tiles + n;
   const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(s.batch)));
   std::vector<double> thread_sums(sums ? static_cast<size_t>(threads * 2 * s.out_channels) : 0, 0.0);
   parallel_for(threads, 1, [&](int64_t t_begin, int64_t t_end) {
-    thread_local std::vector<float> planes_buffer, v_buffer, m_buffer, rows_buffer, stats_buffer;
-    float* planes = thread_buffer(planes_buffer, planes_size);
-    std::fill(planes, planes + planes_size, 0.0f);  // the borders, for every image of the call
-    float* v = thread_buffer(v_buffer, kPoints * s.in_channels * tiles_t);
+    thread_local std::vector<float> grid_buffer, v_buffer, m_buffer, rows_buffer, stats_buffer;
+    float* grid = thread_buffer(grid_buffer, grid_size);
+    std::fill(grid, grid + grid_size, 0.0f);  // the borders and padding channels, for every image of the call
+    float* v = thread_buffer(v_buffer, kPoints * tiles * in_t);  // V[point][tile][in_t]
     const int64_t m_point = tiles * out_t;
-    float* m = thread_buffer(m_buffer, kPoints * m_point);
+    float* m = thread_buffer(m_buffer, kPoints * m_point);  // M[point][tile][out_t]
     // The M output rows of a tile row; store_block reads whole 16-cell blocks.
-    const int64_t row_cells = (M * pl.tiles_w + 15) / 16 * 16;
+    const int64_t row_cells = (M * grid_tiles.w + 15) / 16 * 16;
     float* rows = thread_buffer(rows_buffer, M * row_cells * out_t);
     Stats stats;
     if (sums) stats = {shift, thread_buffer(stats_buffer, s.out_channels * 2 * n)};
     for (int64_t t = t_begin; t < t_end; ++t) {
       for (int64_t b = s.batch * t / threads; b < s.batch * (t + 1) / threads; ++b) {
-        pad_planes<M>(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, pl, planes);
-        for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
-          transform_inputs<M>(pl, planes, s.in_channels, M * ty * pl.stride, pl.tiles_w, tiles_t, v + ty * pl.tiles_w);
-        }
-        for (int point = 0; point < kPoints; ++point) {
-          const float* vp = v + point * s.in_channels * tiles_t;
-          const float* up = u + point * s.in_channels * out_t;
-          float* mp = m + point * m_point;
-          for (int64_t ov = 0; ov < vectors;) {
-            const int64_t left = vectors - ov;
-            if (left >= 4) {
-              multiply_tiles<4, kTiles4>(tiles, vp, tiles_t, s.in_channels, up + ov * n, out_t, mp + ov * n);
-              ov += 4;
-            } else if (left >= 2) {
-              multiply_tiles<2, kTiles2>(tiles, vp, tiles_t, s.in_channels, up + ov * n, out_t, mp + ov * n);
-              ov += 2;
-            } else {
-              multiply_tiles<1, kTiles1>(tiles, vp, tiles_t, s.in_channels, up + ov * n, out_t, mp + ov * n);
-              ov += 1;
-            }
-          }
-        }
+        to_grid(input + b * image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, columns, in_t, grid);
+        transform_tiles<M, M + 2>(grid, columns, in_t, grid_tiles, tiles * in_t, v,
+                                  [](const V* cells, V* values) { input_1d<M>(cells, values); });
+        multiply_points<M>(tiles, v, in_t, s.in_channels, u, out_t, m);
         if (sums) std::fill(stats.sums, stats.sums + s.out_channels * 2 * n, 0.0f);
         float* y = output + b * out_size;
-        for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
-          transform_outputs<M>(m + ty * pl.tiles_w * out_t, m_point, pl.tiles_w, out_t, rows, row_cells * out_t);
+        for (int64_t ty = 0; ty < grid_tiles.h; ++ty) {
+          transform_outputs<M>(m + ty * grid_tiles.w * out_t, m_point, grid_tiles.w, out_t, rows, row_cells * out_t);
           for (int64_t i = 0; i < M && M * ty + i < out_h; ++i) {
             store_block(rows + i * row_cells * out_t, out_w, out_t, 0, s.out_channels, plane_out, (M * ty + i) * out_w,
                         bias, y, stats);
@@ -220,23 +224,13 @@ void winograd_run(const Conv2dShape& s, const float* input, const float* weight,
   add_thread_stats(thread_sums.data(), threads, s.out_channels, sums);
 }
 
-// F(4x4, 3x3) multiplies 36 points per 16 outputs where F(2x2, 3x3) multiplies 16 per 4, but a map
-// that is small against the vector (the tiles of a tile row fill the lanes of the transforms) or
-// not a multiple of 4 wastes more of its work. Per input channel, the model charges each point and
-// tile its output channels (the multiply) and each point and vector lane of tiles kTransform (the
-// input transform): fitted to the AVX2 times of W5's stages, F(4, 3) was 13-22% faster on 28x28
-// maps with 16 channels, 8-15% faster on 7x7 with 64, and 9-18% slower on 14x14 with 32 (the model
-// puts the cross-overs at 26 and 112).
+// F(4x4, 3x3) multiplies 36 points per 16 outputs where F(2x2, 3x3) multiplies 16 per 4, and its
+// transforms, on channel vectors, cost about as much per output; but a map that is not a multiple of
+// 4 wastes part of its tiles. Both cost about (M + 2)^2 per tile, so the one with fewer wins: F(4, 3)
+// on W5's 28x28, 14x14 and 7x7 maps (on AVX2, 9-30% faster than F(2, 3), one thread, best of 5).
 int tile_size(const Conv2dShape& s) {
   if (winograd_forced_tile() != 0) return winograd_forced_tile();
-  constexpr double kTransform = 50.0;
-  const int64_t n = lanes();
-  const auto cost = [&](int64_t m) {
-    const int64_t tiles_h = (s.out_h() + m - 1) / m, tiles_w = (s.out_w() + m - 1) / m;
-    const int64_t tile_lanes = (tiles_w + n - 1) / n * n;
-    return static_cast<double>((m + 2) * (m + 2) * tiles_h) *
-           (static_cast<double>(tiles_w * s.out_channels) + kTransform * static_cast<double>(tile_lanes));
-  };
+  const auto cost = [&](int64_t m) { return (m + 2) * (m + 2) * ((s.out_h() + m - 1) / m) * ((s.out_w() + m - 1) / m); };
   return cost(4) < cost(2) ? 4 : 2;
 }
 

@@ -88,38 +88,6 @@ HWY_INLINE void taps_1d(const V* u, V* w) {
   }
 }
 
-// The tiles of one image on channel vectors: from a zero-padded grid [rows][columns][channels]
-// (`columns` cells a row), tile (ty, tx) reads the kIn x kIn cells from (M ty, M tx), applies the
-// 1-D transform `Transform` (kIn -> M + 2 values) down its columns and then along its rows, and
-// stores point (i, j) at out + (i (M + 2) + j) * point + tile * channels.
-template <int M, int kIn, typename Transform>
-void transform_tiles(const float* grid, int64_t columns, int64_t channels, const Planes& pl, int64_t point, float* out,
-                     const Transform& transform) {
-  constexpr int kT = M + 2;
-  const D d;
-  const int64_t n = lanes(), row = columns * channels;
-  for (int64_t ty = 0; ty < pl.tiles_h; ++ty) {
-    for (int64_t tx = 0; tx < pl.tiles_w; ++tx) {
-      const float* cell = grid + M * ty * row + M * tx * channels;
-      float* to = out + (ty * pl.tiles_w + tx) * channels;
-      for (int64_t c = 0; c < channels; c += n) {
-        V t[kT][kIn];  // down the columns, [point row][cell column]
-        HWY_UNROLL(6) for (int j = 0; j < kIn; ++j) {
-          V column[kIn], values[kT];
-          HWY_UNROLL(6) for (int i = 0; i < kIn; ++i) column[i] = hn::Load(d, cell + i * row + j * channels + c);
-          transform(column, values);
-          HWY_UNROLL(6) for (int i = 0; i < kT; ++i) t[i][j] = values[i];
-        }
-        HWY_UNROLL(6) for (int i = 0; i < kT; ++i) {  // along the rows
-          V values[kT];
-          transform(t[i], values);
-          HWY_UNROLL(6) for (int j = 0; j < kT; ++j) hn::Store(values[j], d, to + (i * kT + j) * point + c);
-        }
-      }
-    }
-  }
-}
-
 // u[p][ov...] += sum over tiles k of v[k][p] * y[k][ov...], for P input channels and OV channel
 // vectors (v's tiles `in_t` floats apart, y's `out_t`).
 template <int OV, int P>
@@ -170,15 +138,15 @@ void winograd_weight_grad(const Conv2dShape& s, const float* input, const float*
   constexpr int kT = M + 2, kPoints = kT * kT;
   const int64_t n = lanes(), in_t = padded_channels(s.in_channels), out_t = padded_channels(s.out_channels);
   const int64_t vectors = out_t / n;
-  const int64_t out_h = s.out_h(), out_w = s.out_w(), plane_in = s.in_h * s.in_w, plane_out = out_h * out_w;
-  const Planes pl = planes_for<M>(s);
-  const int64_t tiles = pl.tiles_h * pl.tiles_w;
+  const int64_t out_h = s.out_h(), out_w = s.out_w(), plane_out = out_h * out_w;
+  const Tiles grid_tiles = tiles_for<M>(s);
+  const int64_t tiles = grid_tiles.h * grid_tiles.w;
   // The input on a grid of whole tiles with the padding, [M tiles_h + 2][M tiles_w + 2][in_t]; the
   // output gradient on one of [M tiles_h][M tiles_w][out_t]. Zero outside the maps and in the
   // padding channels.
-  const int64_t in_columns = M * pl.tiles_w + 2, in_grid = (M * pl.tiles_h + 2) * in_columns * in_t;
-  const int64_t out_columns = M * pl.tiles_w, out_grid = M * pl.tiles_h * out_columns * out_t;
-  const int64_t image = s.in_channels * plane_in, out_size = s.out_channels * plane_out;
+  const int64_t in_columns = M * grid_tiles.w + 2, in_grid = (M * grid_tiles.h + 2) * in_columns * in_t;
+  const int64_t out_columns = M * grid_tiles.w, out_grid = M * grid_tiles.h * out_columns * out_t;
+  const int64_t image = s.in_channels * s.in_h * s.in_w, out_size = s.out_channels * plane_out;
   const int threads = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(s.batch)));
   // Images a group: V and Y of about 1 MB, so that the multiply reads them from L2.
   const int64_t image_bytes = kPoints * tiles * (in_t + out_t) * static_cast<int64_t>(sizeof(float));
@@ -204,11 +172,8 @@ void winograd_weight_grad(const Conv2dShape& s, const float* input, const float*
         const int64_t images = std::min(group, last - b0);
         for (int64_t i = 0; i < images; ++i) {
           const float* x = input + (b0 + i) * image;
-          for (int64_t r = 0; r < s.in_h; ++r) {  // [channel][cell] -> [cell][channel], row by row
-            simd::transpose(x + r * s.in_w, plane_in, s.in_channels, s.in_w,
-                            x_grid + ((s.pad_h + r) * in_columns + s.pad_w) * in_t, in_t);
-          }
-          transform_tiles<M, M + 2>(x_grid, in_columns, in_t, pl, v_point, v + i * tiles * in_t,
+          to_grid(x, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, in_columns, in_t, x_grid);
+          transform_tiles<M, M + 2>(x_grid, in_columns, in_t, grid_tiles, v_point, v + i * tiles * in_t,
                                     [](const V* cells, V* values) { input_1d<M>(cells, values); });
           const float* dy = grad_output + (b0 + i) * out_size;
           for (int64_t r = 0; r < out_h; ++r) {
@@ -218,7 +183,7 @@ void winograd_weight_grad(const Conv2dShape& s, const float* input, const float*
               for (int64_t c = 0; c < out_w; ++c) simd::add(to + c * out_t, out_t, bias_sums);
             }
           }
-          transform_tiles<M, M>(dy_grid, out_columns, out_t, pl, y_point, y + i * tiles * out_t,
+          transform_tiles<M, M>(dy_grid, out_columns, out_t, grid_tiles, y_point, y + i * tiles * out_t,
                                 [](const V* cells, V* values) { grad_1d<M>(cells, values); });
         }
         const int64_t count = images * tiles;

@@ -1,7 +1,8 @@
-// The tile transforms of Winograd F(M x M, 3 x 3), M = 2 or 4, for conv_winograd.cpp: the filters'
-// (U = G g G^T), the padded input planes and their tiles' (V = B^T d B), and the products' back to
-// output rows (Y = A^T M A). All are vectorised: the filters over output channels, the input tiles
-// over the tiles of a tile row, the outputs over channels. Internal to the CPU kernels.
+// The tile transforms of Winograd F(M x M, 3 x 3), M = 2 or 4, for conv_winograd.cpp and
+// conv_winograd_wgrad.cpp: the filters' (U = G g G^T), the input tiles' (V = B^T d B) and the output
+// gradient's (A dy A^T) from [cell][channel] grids, and the products' back to output rows
+// (Y = A^T M A). All run on vectors of channels, so no lane is wasted whatever the map's size.
+// Internal to the CPU kernels.
 // A per-target header: included from kernel files compiled once per SIMD target.
 #if defined(HORO_KERNELS_CPU_WINOGRAD_TRANSFORMS_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef HORO_KERNELS_CPU_WINOGRAD_TRANSFORMS_H_
@@ -125,116 +126,16 @@ void transform_weights(const Conv2dShape& s, const float* weight, bool transpose
   }
 }
 
-// The padded planes of one image: rows of `stride` floats, M * tiles_h + 2 rows per plane. Tile p of
-// a tile row reads columns M p to M p + M + 1, vectorised over p. F(2, 3) rows are plain (the even and
-// odd columns split by ConcatEven / ConcatOdd as they are loaded); F(4, 3) rows hold their columns by
-// phase, 4k, then 4k + 1, 4k + 2 and 4k + 3 (`phase` floats each), so that the six columns a tile
-// reads are six plain loads: the phases are split once, as the image is copied in.
-struct Planes {
-  int64_t tiles_h = 0, tiles_w = 0;
-  int64_t stride = 0, plane = 0;
-  int64_t phase = 0;  // F(4, 3)
+// The tiles over a convolution's output map: tile (ty, tx) computes output cells (M ty + i, M tx + j),
+// i, j < M, from input cells (M ty + i, M tx + j), i, j < M + 2, of the padded input; the tiles past
+// the map's edge read and compute zeros.
+struct Tiles {
+  int64_t h = 0, w = 0;
 };
 
 template <int M>
-Planes planes_for(const Conv2dShape& s) {
-  Planes pl;
-  pl.tiles_h = (s.out_h() + M - 1) / M;
-  pl.tiles_w = (s.out_w() + M - 1) / M;
-  if constexpr (M == 2) {
-    pl.stride = 2 * pl.tiles_w + 2;
-  } else {
-    pl.phase = pl.tiles_w + 1;
-    pl.stride = 4 * pl.phase;
-  }
-  pl.plane = (M * pl.tiles_h + 2) * pl.stride;
-  return pl;
-}
-
-// Copies an image [channels, h, w] into the interiors of the planes (input column x is padded column
-// pad_w + x). The borders stay zero: the buffer is zeroed once per call, and every image writes the
-// same cells.
-template <int M>
-void pad_planes(const float* image, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
-                const Planes& pl, float* planes) {
-  if constexpr (M == 2) {
-    pad_image(image, channels, h, w, pad_h, pad_w, pl.plane, pl.stride, planes);
-  } else {
-    const D d;
-    const int64_t n = lanes();
-    for (int64_t c = 0; c < channels; ++c) {
-      for (int64_t r = 0; r < h; ++r) {
-        const float* src = image + (c * h + r) * w;
-        float* row = planes + c * pl.plane + (pad_h + r) * pl.stride;
-        float* to[4];  // input columns 4k + i go to phase (pad_w + i) % 4 from (pad_w + i) / 4
-        for (int i = 0; i < 4; ++i) to[i] = row + (pad_w + i) % 4 * pl.phase + (pad_w + i) / 4;
-        int64_t k = 0;
-        for (; 4 * (k + n) <= w; k += n) {
-          const float* x = src + 4 * k;
-          const V a0 = hn::LoadU(d, x), a1 = hn::LoadU(d, x + n), a2 = hn::LoadU(d, x + 2 * n), a3 = hn::LoadU(d, x + 3 * n);
-          const V even01 = hn::ConcatEven(d, a1, a0), odd01 = hn::ConcatOdd(d, a1, a0);
-          const V even23 = hn::ConcatEven(d, a3, a2), odd23 = hn::ConcatOdd(d, a3, a2);
-          hn::StoreU(hn::ConcatEven(d, even23, even01), d, to[0] + k);
-          hn::StoreU(hn::ConcatEven(d, odd23, odd01), d, to[1] + k);
-          hn::StoreU(hn::ConcatOdd(d, even23, even01), d, to[2] + k);
-          hn::StoreU(hn::ConcatOdd(d, odd23, odd01), d, to[3] + k);
-        }
-        for (; 4 * k < w; ++k) {
-          for (int i = 0; i < 4 && 4 * k + i < w; ++i) to[i][k] = src[4 * k + i];
-        }
-      }
-    }
-  }
-}
-
-// V[point][c][tile] for tiles [0, count) of the tile row starting at plane offset `at` (its top
-// row), tiles vectorised; `tiles_t` is the length of V's tile dimension. Whole vectors are stored:
-// lanes past `count` hold garbage that the next row's tiles overwrite (or the slack at the end).
-template <int M>
-void transform_inputs(const Planes& pl, const float* planes, int64_t channels, int64_t at, int64_t count,
-                      int64_t tiles_t, float* v) {
-  constexpr int kT = M + 2;
-  const D d;
-  const int64_t n = lanes();
-  const int64_t point = channels * tiles_t;
-  for (int64_t c = 0; c < channels; ++c) {
-    for (int64_t p0 = 0; p0 < count; p0 += n) {
-      V t[kT][kT];  // B^T x, [row][column]
-      if constexpr (M == 2) {
-        const float* base = planes + c * pl.plane + at + 2 * p0;
-        V x[4][4];
-        HWY_UNROLL(4) for (int i = 0; i < 4; ++i) {
-          const float* row = base + i * pl.stride;
-          const V a0 = hn::LoadU(d, row), a1 = hn::LoadU(d, row + n);
-          const V b0 = hn::LoadU(d, row + 2), b1 = hn::LoadU(d, row + 2 + n);
-          x[0][i] = hn::ConcatEven(d, a1, a0);  // column 2p, as [column][row]
-          x[1][i] = hn::ConcatOdd(d, a1, a0);   // 2p + 1
-          x[2][i] = hn::ConcatEven(d, b1, b0);  // 2p + 2
-          x[3][i] = hn::ConcatOdd(d, b1, b0);   // 2p + 3
-        }
-        HWY_UNROLL(4) for (int j = 0; j < 4; ++j) {
-          V column[4];
-          input_1d<2>(x[j], column);
-          HWY_UNROLL(4) for (int i = 0; i < 4; ++i) t[i][j] = column[i];
-        }
-      } else {
-        const float* base = planes + c * pl.plane + at + p0;
-        HWY_UNROLL(6) for (int j = 0; j < kT; ++j) {  // column 4p + j: phase j % 4, from p + j / 4
-          const float* column_at = base + (j % 4) * pl.phase + j / 4;
-          V x[kT], column[kT];
-          HWY_UNROLL(6) for (int i = 0; i < kT; ++i) x[i] = hn::LoadU(d, column_at + i * pl.stride);
-          input_1d<4>(x, column);
-          HWY_UNROLL(6) for (int i = 0; i < kT; ++i) t[i][j] = column[i];
-        }
-      }
-      float* out = v + c * tiles_t + p0;
-      HWY_UNROLL(6) for (int i = 0; i < kT; ++i) {  // (B^T x) B
-        V row[kT];
-        input_1d<M>(t[i], row);
-        HWY_UNROLL(6) for (int j = 0; j < kT; ++j) hn::StoreU(row[j], d, out + (i * kT + j) * point);
-      }
-    }
-  }
+Tiles tiles_for(const Conv2dShape& s) {
+  return {(s.out_h() + M - 1) / M, (s.out_w() + M - 1) / M};
 }
 
 // Y = A^T M A for tiles [0, count) and every channel vector: M output rows, row i at rows + i *
@@ -258,6 +159,48 @@ void transform_outputs(const float* m, int64_t m_point, int64_t count, int64_t o
         V y[M];
         output_1d<M>(s[i], y);
         HWY_UNROLL(4) for (int j = 0; j < M; ++j) hn::Store(y[j], d, rows + i * row_size + (M * p + j) * out_t + o);
+      }
+    }
+  }
+}
+
+// Copies an image [channels][h][w] into a zero-padded grid [rows][columns][channels_t] of cells,
+// its top-left cell at (top, left): the channels of a cell side by side, for transforms on channel
+// vectors. The rest of the grid stays as it was (zero).
+inline void to_grid(const float* image, int64_t channels, int64_t h, int64_t w, int64_t top, int64_t left,
+                    int64_t columns, int64_t channels_t, float* grid) {
+  for (int64_t r = 0; r < h; ++r) {  // [channel][cell] -> [cell][channel], row by row
+    simd::transpose(image + r * w, h * w, channels, w, grid + ((top + r) * columns + left) * channels_t, channels_t);
+  }
+}
+
+// The tiles of one image on channel vectors: from a zero-padded grid [rows][columns][channels]
+// (`columns` cells a row), tile (ty, tx) reads the kIn x kIn cells from (M ty, M tx), applies the
+// 1-D transform `Transform` (kIn -> M + 2 values) down its columns and then along its rows, and
+// stores point (i, j) at out + (i (M + 2) + j) * point + tile * channels.
+template <int M, int kIn, typename Transform>
+void transform_tiles(const float* grid, int64_t columns, int64_t channels, const Tiles& tiles, int64_t point, float* out,
+                     const Transform& transform) {
+  constexpr int kT = M + 2;
+  const D d;
+  const int64_t n = lanes(), row = columns * channels;
+  for (int64_t ty = 0; ty < tiles.h; ++ty) {
+    for (int64_t tx = 0; tx < tiles.w; ++tx) {
+      const float* cell = grid + M * ty * row + M * tx * channels;
+      float* to = out + (ty * tiles.w + tx) * channels;
+      for (int64_t c = 0; c < channels; c += n) {
+        V t[kT][kIn];  // down the columns, [point row][cell column]
+        HWY_UNROLL(6) for (int j = 0; j < kIn; ++j) {
+          V column[kIn], values[kT];
+          HWY_UNROLL(6) for (int i = 0; i < kIn; ++i) column[i] = hn::Load(d, cell + i * row + j * channels + c);
+          transform(column, values);
+          HWY_UNROLL(6) for (int i = 0; i < kT; ++i) t[i][j] = values[i];
+        }
+        HWY_UNROLL(6) for (int i = 0; i < kT; ++i) {  // along the rows
+          V values[kT];
+          transform(t[i], values);
+          HWY_UNROLL(6) for (int j = 0; j < kT; ++j) hn::Store(values[j], d, to + (i * kT + j) * point + c);
+        }
       }
     }
   }
