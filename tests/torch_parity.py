@@ -111,11 +111,16 @@ run(sys.executable, f"{tools}/torch_to_horo.py", f"{work}/resnet18.pt", f"{work}
     "--input-shape", "3,64,64")
 x = torch.randn(3, 3, 64, 64)
 net.eval()
+# horo runs the stride-1 3x3 convolutions by Winograd F(4x4, 3x3), which rounds about 6x more than
+# direct sums (about 1e-5 a layer at most): through resnet18's 16 such layers the train-mode logits
+# measured 1.2e-5 and 1.4e-5, against 3.9e-6 with the direct tiles (HORO_WINOGRAD=0).
+logits_bound = 5e-5
 with torch.no_grad():
-    check("torchvision resnet18 -> horo, eval logits", rel_error(probe(f"{work}/resnet18.h5", [x])["y0"], net(x)))
+    check("torchvision resnet18 -> horo, eval logits", rel_error(probe(f"{work}/resnet18.h5", [x])["y0"], net(x)),
+          logits_bound)
     net.train()
     got = probe(f"{work}/resnet18.h5", [x], train=True)
-    check("torchvision resnet18 -> horo, train logits", rel_error(got["y0"], net(x)))
+    check("torchvision resnet18 -> horo, train logits", rel_error(got["y0"], net(x)), logits_bound)
     check("torchvision resnet18 -> horo, running_var after a train step",
           rel_error(got["buffers/layer3.1.bn2.running_var"], net.layer3[1].bn2.running_var))
 
