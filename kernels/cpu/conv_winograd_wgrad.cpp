@@ -176,12 +176,10 @@ void winograd_weight_grad(const Conv2dShape& s, const float* input, const float*
           transform_tiles<M, M + 2>(x_grid, in_columns, in_t, grid_tiles, v_point, v + i * tiles * in_t,
                                     [](const V* cells, V* values) { input_1d<M>(cells, values); });
           const float* dy = grad_output + (b0 + i) * out_size;
-          for (int64_t r = 0; r < out_h; ++r) {
-            float* to = dy_grid + r * out_columns * out_t;
-            simd::transpose(dy + r * out_w, plane_out, s.out_channels, out_w, to, out_t);
-            if (grad_bias) {
-              for (int64_t c = 0; c < out_w; ++c) simd::add(to + c * out_t, out_t, bias_sums);
-            }
+          to_grid(dy, s.out_channels, out_h, out_w, 0, 0, out_columns, out_t, dy_grid);
+          for (int64_t r = 0; r < out_h && grad_bias; ++r) {
+            const float* row = dy_grid + r * out_columns * out_t;
+            for (int64_t c = 0; c < out_w; ++c) simd::add(row + c * out_t, out_t, bias_sums);
           }
           transform_tiles<M, M>(dy_grid, out_columns, out_t, grid_tiles, y_point, y + i * tiles * out_t,
                                 [](const V* cells, V* values) { grad_1d<M>(cells, values); });
