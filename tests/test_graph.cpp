@@ -291,6 +291,10 @@ TEST(Zoo, ResNet20SummaryAndZeroInitResidual) {
 // the other branch of the ReLU, and every gradient below it moves by a few percent (one term of a
 // few hundred). So the comparison is made on up to three fresh inputs and must hold exactly on one:
 // a real defect fails on all of them.
+// The bound is 1e-4: the 3x3 stride-1 convolutions run by Winograd F(4x4, 3x3), whose rounding (about
+// 6x the direct sums') differs between the two paths' slightly different inputs. Over 26 inputs the
+// largest error of an input without a ReLU flip measured 1.5e-5 to 4.3e-5 with Winograd, 5e-6 to 1e-5
+// with HORO_WINOGRAD=0; a defect in a fused kernel moves gradients by percents.
 TEST(Graph, FusedExecutionEqualsLayerByLayer) {
   SCOPED_TRACE(horo::testing::seed_trace());
   std::string failures;
@@ -323,7 +327,7 @@ TEST(Graph, FusedExecutionEqualsLayerByLayer) {
       const auto separate = run(false);
       for (size_t i = 0; i < fused.size(); ++i) {
         const double error = normalized_error(fused[i], separate[i]);
-        if (!(error < 2e-5)) mismatches += detail::concat(" [training ", training, " tensor ", i, ": ", error, "]");
+        if (!(error < 1e-4)) mismatches += detail::concat(" [training ", training, " tensor ", i, ": ", error, "]");
       }
     }
     if (mismatches.empty()) return;
