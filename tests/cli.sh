@@ -5,6 +5,7 @@
 # Usage: cli.sh BIN_DIR WORK_DIR
 set -uo pipefail
 bin=$1 work=$2
+source_dir=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -17,6 +18,11 @@ for flag in --model --epochs --batch --lr --seed --threads --max-steps --data --
   grep -q -- "$flag" help.txt || fail "horo-train --help lacks $flag"
 done
 grep -q "=64" help.txt || grep -q "64" help.txt || fail "horo-train --help shows no defaults"
+# The benchmark scripts: --help prints the usage before anything is installed or built.
+for script in compare-cpu profile-cpu w5-accuracy scaling-w1 gpu-check; do
+  "$source_dir/bench/$script" --help >help.txt 2>&1 || fail "bench/$script --help exited non-zero"
+  grep -q "Usage: bench/$script" help.txt || fail "bench/$script --help prints no usage"
+done
 
 # Errors: one line on stderr, non-zero exit.
 check_error() {  # expected-fragment command...
@@ -26,6 +32,8 @@ check_error() {  # expected-fragment command...
   grep -q -- "$fragment" err.txt || { cat err.txt; fail "$*: stderr lacks '$fragment'"; }
 }
 check_error "--bogus" "$bin/horo-train" --bogus
+check_error "unknown argument '--bogus'" "$source_dir/bench/compare-cpu" --bogus
+check_error "--rounds expects a positive number, got 'x'" "$source_dir/bench/compare-cpu" --rounds x
 check_error "absent.h5: no such file" "$bin/horo-train" --train absent.h5
 check_error "absent.h5: no such file" "$bin/horo-eval" --checkpoint absent.h5 --data absent.h5
 check_error "model 'nosuch': not a built-in model" "$bin/horo-train" --model nosuch --max-steps 1 --train-images 64 --test-images 64
