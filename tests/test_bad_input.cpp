@@ -65,7 +65,9 @@ TEST(BadInput, WindowsLargerThanTheirPaddedInputAreRefused) {
 TEST(BadInput, PoolingArgmaxOutsideItsPlaneIsRefused) {
   const ops::Pool2dParams pool{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
   const Tensor x = random_tensor({2, 3, 6, 6});
-  auto [y, argmax] = ops::maxpool2d(x, pool);
+  // Plain names rather than structured bindings: clang 14 (the sanitizer build) cannot capture those in lambdas.
+  const auto pooled = ops::maxpool2d(x, pool);
+  const Tensor y = pooled.first, argmax = pooled.second;
   const Tensor g = random_tensor(y.shape());
   EXPECT_EQ(ops::maxpool2d_backward(g, argmax, x.shape(), pool).shape(), x.shape());
   Tensor bad = argmax.clone();
@@ -81,7 +83,8 @@ TEST(BadInput, PoolingArgmaxOutsideItsPlaneIsRefused) {
   // The fused convolution, ReLU and pooling: the argmax indexes the convolution's 6x6 output planes.
   const Tensor w = random_tensor({4, 3, 3, 3});
   const ops::Conv2dParams conv{.pad_h = 1, .pad_w = 1};
-  auto [out, block_argmax] = ops::conv2d_relu_maxpool2d(x, w, Tensor(), conv, pool);
+  const auto block = ops::conv2d_relu_maxpool2d(x, w, Tensor(), conv, pool);
+  const Tensor out = block.first, block_argmax = block.second;
   Tensor bad_block = block_argmax.clone();
   bad_block.data<int32_t>()[bad_block.numel() - 1] = 1 << 20;
   expect_error<ValueError>(
