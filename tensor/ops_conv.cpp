@@ -1,4 +1,3 @@
-#include <algorithm>
 #include <string>
 
 #include "kernels/conv2d.h"
@@ -159,18 +158,9 @@ void check_argmax(const Tensor& argmax, const Shape& pooled, int64_t plane, cons
   check_dtype(argmax, DType::Int32, what);
   check_shape(argmax, pooled, what);
   if (!argmax.device().is_cpu()) return;
-  const int32_t* index = argmax.data<int32_t>();
-  const int64_t count = argmax.numel();
-  int32_t low = 0, high = 0;  // one vectorised pass; the bad element is looked for only when there is one
-  for (int64_t i = 0; i < count; ++i) {
-    low = std::min(low, index[i]);
-    high = std::max(high, index[i]);
-  }
-  if (low >= 0 && high < plane) return;
-  for (int64_t i = 0; i < count; ++i) {
-    HORO_CHECK(index[i] >= 0 && index[i] < plane, ValueError, what, ": element ", i, " is ", index[i],
-               ", outside the input plane of ", plane, " cells");
-  }
+  const int64_t bad = first_index_outside(argmax, plane);
+  HORO_CHECK(bad < 0, ValueError, what, ": element ", bad, " is ", argmax.data<int32_t>()[bad],
+             ", outside the input plane of ", plane, " cells");
 }
 
 }  // namespace

@@ -115,11 +115,9 @@ kernels::CrossEntropyArgs check_cross_entropy(const Tensor& logits, const Tensor
   check_same_device("cross_entropy", {&logits, &labels, &o.weight});
   if (labels.device().is_cpu()) {
     // GPU labels are checked by the kernels on the device: reading them here would make the host wait.
-    const int64_t* y = labels.data<int64_t>();
-    for (int64_t i = 0; i < labels.numel(); ++i) {
-      HORO_CHECK(y[i] >= 0 && y[i] < classes, ValueError, "cross_entropy: label ", y[i], " at batch index ", i,
-                 " is outside the class range [0, ", classes, ")");
-    }
+    const int64_t bad = first_index_outside(labels, classes);
+    HORO_CHECK(bad < 0, ValueError, "cross_entropy: label ", labels.data<int64_t>()[bad], " at batch index ", bad,
+               " is outside the class range [0, ", classes, ")");
   }
   HORO_CHECK(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f, ValueError,
              "cross_entropy: label_smoothing must be in [0, 1], got ", o.label_smoothing);

@@ -1,5 +1,6 @@
 #include "tensor/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -315,6 +316,33 @@ void check_rank(const Tensor& tensor, int64_t rank, const std::string& what) {
 void check_dtype(const Tensor& tensor, DType dtype, const std::string& what) {
   HORO_CHECK(tensor.dtype() == dtype, TypeError, what, ": expected dtype ", dtype_name(dtype), ", got ",
              tensor.describe());
+}
+
+namespace {
+
+template <typename T>
+int64_t first_outside(const T* index, int64_t count, int64_t limit) {
+  T low = 0, high = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    low = std::min(low, index[i]);
+    high = std::max(high, index[i]);
+  }
+  if (low >= 0 && static_cast<int64_t>(high) < limit) return -1;
+  for (int64_t i = 0; i < count; ++i) {
+    if (index[i] < 0 || static_cast<int64_t>(index[i]) >= limit) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_index_outside(const Tensor& indices, int64_t limit) {
+  HORO_CHECK(indices.device().is_cpu(), TypeError, "first_index_outside: expected a CPU tensor, got ",
+             indices.describe());
+  if (indices.dtype() == DType::Int32) return first_outside(indices.data<int32_t>(), indices.numel(), limit);
+  HORO_CHECK(indices.dtype() == DType::Int64, TypeError, "first_index_outside: expected dtype int32 or int64, got ",
+             indices.describe());
+  return first_outside(indices.data<int64_t>(), indices.numel(), limit);
 }
 
 }  // namespace horo

@@ -129,5 +129,9 @@ void check_shape(const Tensor& tensor, const Shape& expected, const std::string&
 void check_rank(const Tensor& tensor, int64_t rank, const std::string& what);
 // Throws TypeError unless `tensor` has `dtype`.
 void check_dtype(const Tensor& tensor, DType dtype, const std::string& what);
+// The position of the first element of a CPU Int32 or Int64 tensor outside [0, limit), or -1 when
+// every element is inside: one min/max pass that compilers vectorise, then a search only when an
+// element is out. For the index tensors an op scatters or gathers by (labels, pooling argmax).
+int64_t first_index_outside(const Tensor& indices, int64_t limit);
 
 }  // namespace horo

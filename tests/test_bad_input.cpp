@@ -104,6 +104,10 @@ TEST(BadInput, LabelOutOfRangeNamesTheLabelAndItsPosition) {
                            {"label 10", "batch index 1", "[0, 10)"});
   expect_error<ValueError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{-1, 0, 2}, {3})); },
                            {"label -1"});
+  // Of several bad labels the first is named, whatever its size.
+  expect_error<ValueError>(
+      [&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{0, int64_t{5} << 30, -3}, {3})); },
+      {"label 5368709120", "batch index 1"});
   expect_error<ShapeError>([&] { F::cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{1, 2}, {2})); },
                            {"labels [3]", "[2]"});
   expect_error<TypeError>([&] { F::cross_entropy(logits, random_tensor({3})); }, {"int64"});
